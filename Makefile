@@ -1,0 +1,41 @@
+# adledger — the two commands you need: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+DB ?= sqlite:///./adledger.db
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup run test check lint typecheck verify clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: setup  ## migrate, seed the demo (first time), and serve on http://$(HOST):$(PORT)
+	$(BIN)/adledger --database-url $(DB) demo
+	$(BIN)/adledger --database-url $(DB) serve --host $(HOST) --port $(PORT)
+
+test: setup  ## every test, on SQLite and PostgreSQL
+	$(BIN)/pytest -q -n 2 --dist loadfile
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+verify: setup
+	$(BIN)/adledger --database-url $(DB) verify
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""adledger: a double-entry billing ledger for advertising platforms."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The domain core: plain values and pure functions, standard library only."""

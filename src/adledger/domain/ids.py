@@ -1,0 +1,43 @@
+"""Server-made, opaque, time-ordered ids with a type prefix (`acct_…`, `txn_…`).
+
+Each id is a prefix and 26 Crockford base32 characters: 48 bits of milliseconds since the epoch and
+80 bits that start random and count up within a millisecond, so ids made by one process sort in the
+order they were made (the lists page on them).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """`count` fresh ids with `prefix`, strictly increasing."""
+    global _last_ms, _last_rand
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _last_rand = ms, int.from_bytes(os.urandom(10), "big") >> 2
+        base = (_last_ms << _RANDOM_BITS) | _last_rand
+        _last_rand += count
+    return [f"{prefix}_{_encode(base + i + 1)}" for i in range(count)]
+
+
+def new_id(prefix: str) -> str:
+    """One fresh id with `prefix`, e.g. `new_id("acct")` → `"acct_01J…"`."""
+    return new_ids(prefix, 1)[0]

@@ -1,0 +1,160 @@
+"""The double-entry ledger: books, legs and balanced transactions.
+
+Every movement of value is one `Transaction` of two or more `Leg`s that sum to zero. Amounts are
+signed with one convention for every book: what the platform owes (advertiser cash, held cash,
+credit lots, revenue) grows positive; what it holds or spends (payments received, promotion
+expense, overdelivery written off, debt owed to it) grows negative.
+
+Advertiser books, one per ad account (and one per credit lot):
+    cash     prepaid funds available to spend or refund
+    held     prepaid funds held for pending or approved refunds
+    debt     what the advertiser owes after a reversed deposit (stored as a negative balance)
+    credit   one promotional credit lot (legs carry the lot id)
+
+Platform books, one per currency:
+    platform:payments      money received from (positive out, negative in) the payment service
+    platform:tax           tax collected with deposits, owed to tax authorities
+    platform:revenue       ad delivery recognised
+    platform:promotion     promotional credit granted (an expense)
+    platform:breakage      credit that expired unspent
+    platform:voided        credit voided by staff
+    platform:forfeited     credit forfeited (account closed, clawed back)
+    platform:overdelivery  delivery no funds covered, written off
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from adledger.domain.errors import UnbalancedTransaction
+from adledger.domain.lots import Funding
+
+
+class Book(StrEnum):
+    CASH = "cash"
+    HELD = "held"
+    DEBT = "debt"
+    CREDIT = "credit"
+    PAYMENTS = "platform:payments"
+    TAX = "platform:tax"
+    REVENUE = "platform:revenue"
+    PROMOTION = "platform:promotion"
+    BREAKAGE = "platform:breakage"
+    VOIDED = "platform:voided"
+    FORFEITED = "platform:forfeited"
+    OVERDELIVERY = "platform:overdelivery"
+
+
+ADVERTISER_BOOKS = frozenset({Book.CASH, Book.HELD, Book.DEBT, Book.CREDIT})
+
+
+class Kind(StrEnum):
+    DEPOSIT = "deposit"
+    CREDIT_GRANT = "credit_grant"
+    SPEND = "spend"
+    EXPIRY = "expiry"
+    VOID = "void"
+    FORFEIT = "forfeit"
+    CLAWBACK = "clawback"
+    REFUND_HOLD = "refund_hold"
+    REFUND_RELEASE = "refund_release"
+    REFUND_PAYOUT = "refund_payout"
+    DEPOSIT_REVERSAL = "deposit_reversal"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    book: Book
+    amount: int
+    lot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """A balanced set of legs. Construction refuses anything that does not sum to zero."""
+
+    kind: Kind
+    legs: tuple[Leg, ...]
+    description: str
+
+    def __post_init__(self) -> None:
+        legs = [leg for leg in self.legs if leg.amount != 0]
+        if len(legs) < 2:
+            raise UnbalancedTransaction(f"{self.kind} needs at least two non-zero legs")
+        if sum(leg.amount for leg in legs) != 0:
+            raise UnbalancedTransaction(f"{self.kind} legs sum to {sum(l.amount for l in legs)}")
+        object.__setattr__(self, "legs", tuple(legs))
+
+    @property
+    def cash_delta(self) -> int:
+        return sum(leg.amount for leg in self.legs if leg.book is Book.CASH)
+
+    @property
+    def credit_delta(self) -> int:
+        return sum(leg.amount for leg in self.legs if leg.book is Book.CREDIT)
+
+    @property
+    def lot_id(self) -> str | None:
+        """The lot this transaction touched, when it touched exactly one."""
+        lots = {leg.lot_id for leg in self.legs if leg.lot_id}
+        return lots.pop() if len(lots) == 1 else None
+
+
+def deposit(amount: int, tax: int, reference: str) -> Transaction:
+    legs = [Leg(Book.CASH, amount), Leg(Book.PAYMENTS, -(amount + tax))]
+    if tax:
+        legs.append(Leg(Book.TAX, tax))
+    return Transaction(Kind.DEPOSIT, tuple(legs), f"Deposit {reference}")
+
+
+def credit_grant(lot_id: str, amount: int, reason: str) -> Transaction:
+    return Transaction(
+        Kind.CREDIT_GRANT,
+        (Leg(Book.CREDIT, amount, lot_id), Leg(Book.PROMOTION, -amount)),
+        f"Credit granted: {reason}",
+    )
+
+
+def spend(funding: Funding, event_id: str) -> Transaction:
+    """Ad delivery: credit and cash drawn down, revenue recognised, overdelivery written off."""
+    legs = [Leg(Book.CREDIT, -take, lot_id) for lot_id, take in funding.lots]
+    legs.append(Leg(Book.CASH, -funding.cash_used))
+    legs.append(Leg(Book.OVERDELIVERY, -funding.unfunded))
+    legs.append(Leg(Book.REVENUE, funding.total))
+    return Transaction(Kind.SPEND, tuple(legs), f"Ad spend {event_id}")
+
+
+def lot_closing(kind: Kind, lot_id: str, amount: int, description: str) -> Transaction:
+    """The remainder of a lot leaves: expiry (breakage), void, forfeit or clawback."""
+    book = {
+        Kind.EXPIRY: Book.BREAKAGE,
+        Kind.VOID: Book.VOIDED,
+        Kind.FORFEIT: Book.FORFEITED,
+        Kind.CLAWBACK: Book.FORFEITED,
+    }[kind]
+    return Transaction(kind, (Leg(Book.CREDIT, -amount, lot_id), Leg(book, amount)), description)
+
+
+def refund_hold(amount: int, refund_id: str) -> Transaction:
+    return Transaction(
+        Kind.REFUND_HOLD,
+        (Leg(Book.CASH, -amount), Leg(Book.HELD, amount)),
+        f"Held for refund {refund_id}",
+    )
+
+
+def refund_release(amount: int, refund_id: str, why: str) -> Transaction:
+    return Transaction(
+        Kind.REFUND_RELEASE,
+        (Leg(Book.HELD, -amount), Leg(Book.CASH, amount)),
+        f"Refund {refund_id} {why}: hold released",
+    )
+
+
+def refund_payout(amount: int, refund_id: str) -> Transaction:
+    return Transaction(
+        Kind.REFUND_PAYOUT,
+        (Leg(Book.HELD, -amount), Leg(Book.PAYMENTS, amount)),
+        f"Refund {refund_id} paid to the original payment method",
+    )

@@ -1,0 +1,1 @@
+"""HTTP adapter: FastAPI app, routers, Pydantic schemas, problem+json errors."""

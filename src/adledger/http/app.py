@@ -1,0 +1,133 @@
+"""The FastAPI application: routers, problem handlers, migrations and the expiry sweeper."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from adledger import __version__
+from adledger.clock import Clock
+from adledger.config import Settings
+from adledger.http import problems
+from adledger.http.routers import (
+    accounts,
+    balance,
+    credits,
+    deposits,
+    expirations,
+    health,
+    keys,
+    refunds,
+    reports,
+    spend,
+    transactions,
+)
+from adledger.service.uow import Database
+from adledger.storage.migrate import upgrade
+
+log = logging.getLogger("adledger")
+
+DESCRIPTION = """\
+adledger is the billing ledger of an ad platform. It keeps an advertiser's **prepaid funds**
+(their own money: spendable, and refundable after approval) apart from **promotional ad credit**
+(granted by the platform: spent first, expires lot by lot, never withdrawn or refunded).
+
+* Amounts are JSON integers in the currency's minor units (cents for USD, yen for JPY).
+* Times are RFC 3339 with an explicit offset; they come back in UTC.
+* Errors are `application/problem+json` with a stable `code`.
+* Every POST takes an optional `Idempotency-Key` header: the same key and body give the first
+  response again.
+* Authenticate with `Authorization: Bearer <api key>`.
+"""
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit with 413 before reading them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    response = problems.problem(
+                        413, "request_too_large", "Request body too large",
+                        f"request bodies are limited to {self.max_bytes} bytes",
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+class ExpirySweeper:
+    """Runs the expiry run every `interval` seconds in a background thread while serving."""
+
+    def __init__(self, db: Database, interval: float) -> None:
+        self.db = db
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="expiry-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        from adledger.service import expiry
+
+        while not self._stop.wait(self.interval):
+            try:
+                self.db.run(expiry.run_expiry)
+            except Exception:  # keep sweeping; the next minute tries again
+                log.exception("expiry sweep failed")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    sweep: bool = False,
+    migrate: bool = True,
+) -> FastAPI:
+    settings = settings or (db.settings if db else Settings.from_env())
+    database = db or Database(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            upgrade(database.engine)
+        sweeper = ExpirySweeper(database, settings.expiry_interval_seconds) if sweep else None
+        if sweeper:
+            sweeper.start()
+        try:
+            yield
+        finally:
+            if sweeper:
+                sweeper.stop()
+
+    app = FastAPI(
+        title="adledger",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.db = database
+    problems.install(app)
+    for module in (
+        health, keys, accounts, deposits, credits, spend, balance, refunds, expirations,
+        transactions, reports,
+    ):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,47 @@
+"""Dependencies every router shares: the database, the caller, and the roles a route allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from adledger.domain.errors import Forbidden, Unauthorized
+from adledger.service.keys import Principal, authenticate
+from adledger.service.uow import Database
+
+_bearer = HTTPBearer(auto_error=False, description="An adledger API key")
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_principal(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    db: Database = Depends(get_db),
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("send an API key: Authorization: Bearer <key>")
+    principal = db.read(authenticate, credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """A dependency that admits the given roles (admin is always admitted)."""
+    allowed = frozenset(roles) | {"admin"}
+
+    def dependency(principal: Principal = Depends(get_principal)) -> Principal:
+        if principal.role not in allowed:
+            raise Forbidden(f"a {principal.role} key may not do this")
+        return principal
+
+    return dependency
+
+
+STAFF = ("finance",)
+READERS = ("finance", "advertiser")

@@ -1,0 +1,89 @@
+"""Run a use case for a route and turn its result into a response, honouring Idempotency-Key.
+
+Routes call `respond(...)` for writes and `read(...)` for reads; both return a ready `Response`,
+so FastAPI's response models document the API without re-validating large bodies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from adledger.domain.errors import AdledgerError
+from adledger.http.encoding import dumps
+from adledger.http.problems import error_response
+from adledger.service import idempotency
+from adledger.service.keys import Principal
+from adledger.service.uow import Database, UnitOfWork
+
+JSON = "application/json"
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(dumps(value), status_code=status, media_type=JSON)
+
+
+def read(db: Database, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Response:
+    return json_response(db.read(fn, *args, **kwargs))
+
+
+def _request_hash(request: Request, body: BaseModel | None) -> str:
+    h = hashlib.sha256()
+    h.update(request.method.encode())
+    h.update(b"\0" + request.url.path.encode())
+    h.update(b"\0" + str(request.url.query).encode())
+    if body is not None:
+        h.update(b"\0" + body.model_dump_json().encode())
+    return h.hexdigest()
+
+
+def respond(
+    request: Request,
+    db: Database,
+    principal: Principal,
+    fn: Callable[..., Any],
+    *args: Any,
+    body: BaseModel | None = None,
+    status: int = 200,
+    **kwargs: Any,
+) -> Response:
+    """Run `fn(uow, *args, **kwargs)` in a unit of work and answer with its JSON result.
+
+    With an `Idempotency-Key` header, the first response (success or refusal) is stored with the
+    work, atomically, and given again for a repeat of the same request.
+    """
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return json_response(db.run(fn, *args, **kwargs), status)
+
+    idempotency.check_key(key)
+    scope = principal.key_id
+    fingerprint = _request_hash(request, body)
+    stored = db.run(idempotency.claim, scope, key, fingerprint)
+    if stored is not None:
+        return Response(stored.body, status_code=stored.status, media_type=_media(stored.status))
+
+    def work(uow: UnitOfWork) -> str:
+        text = dumps(fn(uow, *args, **kwargs))
+        idempotency.complete(uow, scope, key, status, text)
+        return text
+
+    try:
+        text = db.run(work)
+    except AdledgerError as exc:
+        refusal = error_response(exc)
+        db.run(idempotency.complete, scope, key, refusal.status_code, bytes(refusal.body).decode())
+        return refusal
+    except BaseException:
+        db.run(idempotency.release, scope, key)
+        raise
+    return Response(text, status_code=status, media_type=JSON)
+
+
+def _media(status: int) -> str:
+    return JSON if status < 400 else "application/problem+json"

@@ -1,0 +1,1 @@
+"""One router per resource; `http.app` mounts them all under /v1."""

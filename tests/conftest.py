@@ -103,3 +103,64 @@ def db(settings: Settings, clock: FixedClock) -> Iterator[Database]:
     database = Database(settings, clock)
     yield database
     database.dispose()
+
+
+# --- HTTP: the real app over the same database -------------------------------------------------
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from adledger.http.app import create_app  # noqa: E402
+from adledger.service import keys as key_service  # noqa: E402
+
+
+class Caller:
+    """A TestClient bound to one API key: `caller.post("/v1/...", json=...)`."""
+
+    def __init__(self, client: TestClient, key: str, key_id: str, role: str,
+                 business_id: str | None = None) -> None:
+        self.client = client
+        self.key = key
+        self.key_id = key_id
+        self.role = role
+        self.business_id = business_id
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", **(extra or {})}
+
+    def get(self, url: str, **kw):  # type: ignore[no-untyped-def]
+        return self.client.get(url, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def post(self, url: str, json=None, **kw):  # type: ignore[no-untyped-def]
+        return self.client.post(url, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def delete(self, url: str, **kw):  # type: ignore[no-untyped-def]
+        return self.client.delete(url, headers=self._headers(kw.pop("headers", None)), **kw)
+
+
+class Api:
+    """The app under test and a way to get callers of each role."""
+
+    def __init__(self, client: TestClient, db: Database) -> None:
+        self.client = client
+        self.db = db
+        self.admin = self.caller("admin")
+        self.finance = self.caller("finance")
+        self.ingest = self.caller("ingest")
+
+    def caller(self, role: str, business_id: str | None = None, name: str = "test") -> Caller:
+        made = self.db.run(key_service.create_key, role=role, name=name, business_id=business_id)
+        return Caller(self.client, made["key"], made["id"], role, business_id)
+
+    def advertiser(self, business_id: str) -> Caller:
+        return self.caller("advertiser", business_id)
+
+
+@pytest.fixture
+def client(db: Database) -> Iterator[TestClient]:
+    with TestClient(create_app(db=db, migrate=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def api(client: TestClient, db: Database) -> Api:
+    return Api(client, db)

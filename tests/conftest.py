@@ -26,7 +26,9 @@ from adledger.storage.engine import make_engine
 from adledger.storage.migrate import upgrade
 from adledger.storage.tables import metadata
 
-PG_ADMIN_URL = os.environ.get("ADLEDGER_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "ADLEDGER_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = os.environ.get("ADLEDGER_TEST_BACKENDS", "sqlite,postgres").split(",")
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -116,8 +118,9 @@ from adledger.service import keys as key_service  # noqa: E402
 class Caller:
     """A TestClient bound to one API key: `caller.post("/v1/...", json=...)`."""
 
-    def __init__(self, client: TestClient, key: str, key_id: str, role: str,
-                 business_id: str | None = None) -> None:
+    def __init__(
+        self, client: TestClient, key: str, key_id: str, role: str, business_id: str | None = None
+    ) -> None:
         self.client = client
         self.key = key
         self.key_id = key_id
@@ -131,7 +134,9 @@ class Caller:
         return self.client.get(url, headers=self._headers(kw.pop("headers", None)), **kw)
 
     def post(self, url: str, json=None, **kw):  # type: ignore[no-untyped-def]
-        return self.client.post(url, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
+        return self.client.post(
+            url, json=json, headers=self._headers(kw.pop("headers", None)), **kw
+        )
 
     def delete(self, url: str, **kw):  # type: ignore[no-untyped-def]
         return self.client.delete(url, headers=self._headers(kw.pop("headers", None)), **kw)

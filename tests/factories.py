@@ -29,7 +29,10 @@ def make_account(
     if business_id is None and with_business:
         business_id = make_business(db)["id"]
     acct = db.run(
-        accounts.create_account, name=name, currency=currency, business_id=business_id,
+        accounts.create_account,
+        name=name,
+        currency=currency,
+        business_id=business_id,
         timezone=timezone,
     )
     if cash:

@@ -83,7 +83,9 @@ class Transaction:
         if len(legs) < 2:
             raise UnbalancedTransaction(f"{self.kind} needs at least two non-zero legs")
         if sum(leg.amount for leg in legs) != 0:
-            raise UnbalancedTransaction(f"{self.kind} legs sum to {sum(l.amount for l in legs)}")
+            raise UnbalancedTransaction(
+                f"{self.kind} legs sum to {sum(leg.amount for leg in legs)}"
+            )
         object.__setattr__(self, "legs", tuple(legs))
 
     @property

@@ -58,7 +58,9 @@ class BodySizeLimit:
             for name, value in scope.get("headers", ()):
                 if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                     response = problems.problem(
-                        413, "request_too_large", "Request body too large",
+                        413,
+                        "request_too_large",
+                        "Request body too large",
                         f"request bodies are limited to {self.max_bytes} bytes",
                     )
                     await response(scope, receive, send)
@@ -125,8 +127,17 @@ def create_app(
     app.state.db = database
     problems.install(app)
     for module in (
-        health, keys, accounts, deposits, credits, spend, balance, refunds, expirations,
-        transactions, reports,
+        health,
+        keys,
+        accounts,
+        deposits,
+        credits,
+        spend,
+        balance,
+        refunds,
+        expirations,
+        transactions,
+        reports,
     ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

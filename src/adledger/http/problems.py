@@ -73,7 +73,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type")}
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": e.get("msg", ""),
+                "type": e.get("type"),
+            }
             for e in exc.errors()[:50]
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
@@ -93,4 +97,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> Response:
-        return problem(500, "internal_error", "Internal server error", "an unexpected error occurred")
+        return problem(
+            500, "internal_error", "Internal server error", "an unexpected error occurred"
+        )

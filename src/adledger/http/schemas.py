@@ -82,8 +82,11 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: "Too many attempts",
     }
     return {
-        s: {"model": Problem, "description": described.get(s, "Problem"),
-            "content": {"application/problem+json": {}}}
+        s: {
+            "model": Problem,
+            "description": described.get(s, "Problem"),
+            "content": {"application/problem+json": {}},
+        }
         for s in (401, 403, *statuses)
     }
 

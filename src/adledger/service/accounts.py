@@ -95,7 +95,9 @@ def lock_account(uow: UnitOfWork, account_id: str, *, business_id: str | None = 
     return row
 
 
-def get_account(uow: UnitOfWork, account_id: str, *, business_id: str | None = None) -> dict[str, Any]:
+def get_account(
+    uow: UnitOfWork, account_id: str, *, business_id: str | None = None
+) -> dict[str, Any]:
     return account_view(load_account(uow, account_id, business_id=business_id))
 
 
@@ -112,7 +114,9 @@ def list_accounts(
     return paginate(uow, query, accounts.c.id, limit, starting_after, account_view)
 
 
-def _set_status(uow: UnitOfWork, account_id: str, frm: str, to: str, business_id: str | None) -> dict[str, Any]:
+def _set_status(
+    uow: UnitOfWork, account_id: str, frm: str, to: str, business_id: str | None
+) -> dict[str, Any]:
     row = lock_account(uow, account_id, business_id=business_id)
     if row.status != frm:
         raise InvalidAccountTransition(

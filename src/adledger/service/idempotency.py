@@ -70,7 +70,9 @@ def claim(uow: UnitOfWork, scope: str, key: str, request_hash: str) -> StoredRes
     if row.locked_until is not None and row.locked_until > uow.now:
         raise IdempotencyKeyInUse("a request with this Idempotency-Key is still in progress")
     uow.conn.execute(
-        update(idempotency_keys).where(t.api_key_id == scope, t.key == key).values(locked_until=lease)
+        update(idempotency_keys)
+        .where(t.api_key_id == scope, t.key == key)
+        .values(locked_until=lease)
     )
     return None
 
@@ -88,5 +90,7 @@ def release(uow: UnitOfWork, scope: str, key: str) -> None:
     """Give up a claim whose request failed unexpectedly, so the client may retry."""
     t = idempotency_keys.c
     uow.conn.execute(
-        delete(idempotency_keys).where(t.api_key_id == scope, t.key == key, t.status == "in_progress")
+        delete(idempotency_keys).where(
+            t.api_key_id == scope, t.key == key, t.status == "in_progress"
+        )
     )

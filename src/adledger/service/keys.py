@@ -89,8 +89,9 @@ def revoke_key(uow: UnitOfWork, key_id: str) -> dict[str, Any]:
 def authenticate(uow: UnitOfWork, key: str) -> Principal:
     """The principal of a presented key; `Unauthorized` if unknown or revoked."""
     row = uow.conn.execute(
-        select(api_keys.c.id, api_keys.c.role, api_keys.c.business_id, api_keys.c.revoked_at)
-        .where(api_keys.c.key_hash == hash_key(key))
+        select(api_keys.c.id, api_keys.c.role, api_keys.c.business_id, api_keys.c.revoked_at).where(
+            api_keys.c.key_hash == hash_key(key)
+        )
     ).first()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked API key")

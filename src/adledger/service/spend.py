@@ -158,7 +158,10 @@ def _apply(
     for txn_id, i in zip(txn_ids, to_apply, strict=True):
         ev = events[i]
         funding = fund(
-            ev.amount, ev.occurred_at, ev.campaign_id, lots_by_account[ev.account_id],
+            ev.amount,
+            ev.occurred_at,
+            ev.campaign_id,
+            lots_by_account[ev.account_id],
             cash[ev.account_id],
         )
         apply_funding(funding, lot_index)
@@ -235,8 +238,14 @@ def _active_lots(uow: UnitOfWork, account_ids: list[str]) -> dict[str, list[LotB
     for start in range(0, len(account_ids), _CHUNK):
         chunk = account_ids[start : start + _CHUNK]
         query = select(
-            lc.id, lc.account_id, lc.remaining, lc.effective_at, lc.expires_at, lc.priority,
-            lc.campaign_id, lc.created_at,
+            lc.id,
+            lc.account_id,
+            lc.remaining,
+            lc.effective_at,
+            lc.expires_at,
+            lc.priority,
+            lc.campaign_id,
+            lc.created_at,
         ).where(lc.account_id.in_(chunk), lc.status == "active")
         for row in uow.conn.execute(query):
             found[row.account_id].append(

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-
 READ_ONLY = "adledger_read_only"
 
 

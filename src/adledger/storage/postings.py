@@ -46,8 +46,15 @@ _LOT_DELTA = (
     .values(remaining=lots.c.remaining + bindparam("d_remaining"))
 )
 
-_REF_COLUMNS = ("lot_id", "event_id", "event_hash", "occurred_at", "campaign_id", "refund_id",
-                "deposit_id")
+_REF_COLUMNS = (
+    "lot_id",
+    "event_id",
+    "event_hash",
+    "occurred_at",
+    "campaign_id",
+    "refund_id",
+    "deposit_id",
+)
 
 
 def post(conn: Connection, postings: list[Posting]) -> None:

@@ -173,7 +173,9 @@ transactions = Table(
 entries = Table(
     "entries",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("txn_id", ID, ForeignKey("transactions.id"), nullable=False, index=True),
     Column("account_id", ID, nullable=False),
     Column("lot_id", ID, nullable=True),

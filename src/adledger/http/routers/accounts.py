@@ -48,7 +48,10 @@ class AccountOut(BaseModel):
 
 
 @router.post(
-    "/businesses", status_code=201, response_model=BusinessOut, responses=problems(422),
+    "/businesses",
+    status_code=201,
+    response_model=BusinessOut,
+    responses=problems(422),
     summary="Create a business (the owner of ad accounts and advertiser keys)",
 )
 def create_business(
@@ -57,11 +60,16 @@ def create_business(
     db: Database = Depends(get_db),
     who: Principal = Depends(require(*STAFF)),
 ) -> Response:
-    return respond(request, db, who, accounts.create_business, body=body, status=201, name=body.name)
+    return respond(
+        request, db, who, accounts.create_business, body=body, status=201, name=body.name
+    )
 
 
 @router.post(
-    "/accounts", status_code=201, response_model=AccountOut, responses=problems(404, 422),
+    "/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    responses=problems(404, 422),
     summary="Create an ad account with its one currency",
 )
 def create_account(
@@ -76,7 +84,9 @@ def create_account(
 
 
 @router.get(
-    "/accounts/{account_id}", response_model=AccountOut, responses=problems(404),
+    "/accounts/{account_id}",
+    response_model=AccountOut,
+    responses=problems(404),
     summary="Read an ad account",
 )
 def get_account(
@@ -88,7 +98,9 @@ def get_account(
 
 
 @router.get(
-    "/accounts", response_model=Page[AccountOut], responses=problems(422),
+    "/accounts",
+    response_model=Page[AccountOut],
+    responses=problems(422),
     summary="List ad accounts, newest first (an advertiser key sees its own business only)",
 )
 def list_accounts(
@@ -103,13 +115,18 @@ def list_accounts(
             raise Forbidden("an advertiser key lists only its own business's accounts")
         business_id = who.scope
     return read(
-        db, accounts.list_accounts, business_id=business_id, limit=limit,
+        db,
+        accounts.list_accounts,
+        business_id=business_id,
+        limit=limit,
         starting_after=starting_after,
     )
 
 
 @router.post(
-    "/accounts/{account_id}/suspend", response_model=AccountOut, responses=problems(404, 409),
+    "/accounts/{account_id}/suspend",
+    response_model=AccountOut,
+    responses=problems(404, 409),
     summary="Suspend an active account",
 )
 def suspend(
@@ -122,7 +139,9 @@ def suspend(
 
 
 @router.post(
-    "/accounts/{account_id}/reinstate", response_model=AccountOut, responses=problems(404, 409),
+    "/accounts/{account_id}/reinstate",
+    response_model=AccountOut,
+    responses=problems(404, 409),
     summary="Reinstate a suspended account (refused while it owes money)",
 )
 def reinstate(

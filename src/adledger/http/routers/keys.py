@@ -43,7 +43,10 @@ class RevokedKeyOut(Input):
 
 
 @router.post(
-    "", status_code=201, response_model=KeyOut, responses=problems(404, 422),
+    "",
+    status_code=201,
+    response_model=KeyOut,
+    responses=problems(404, 422),
     summary="Create an API key (the key is shown only in this response)",
 )
 def create_key(
@@ -56,7 +59,9 @@ def create_key(
 
 
 @router.delete(
-    "/{key_id}", response_model=RevokedKeyOut, responses=problems(404),
+    "/{key_id}",
+    response_model=RevokedKeyOut,
+    responses=problems(404),
     summary="Revoke an API key; its next request gets 401",
 )
 def revoke_key(

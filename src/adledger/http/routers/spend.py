@@ -59,7 +59,9 @@ class SpendOut(BaseModel):
 
 
 @router.post(
-    "/spend", response_model=SpendOut, responses=problems(422),
+    "/spend",
+    response_model=SpendOut,
+    responses=problems(422),
     summary="Post ad spend: credit first (funding order), then cash, the rest unfunded",
     description="Results come in the order sent. A rejected event changes nothing and does not "
     "stop the others. The whole call is refused (422) only when the request itself is malformed.",

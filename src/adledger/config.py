@@ -27,7 +27,9 @@ class Settings:
         env = os.environ
         return cls(
             database_url=database_url or env.get("ADLEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
-            refund_quiet_period_seconds=int(env.get("ADLEDGER_REFUND_QUIET_PERIOD_SECONDS", 10_800)),
+            refund_quiet_period_seconds=int(
+                env.get("ADLEDGER_REFUND_QUIET_PERIOD_SECONDS", 10_800)
+            ),
             refund_closes_account=_bool(env.get("ADLEDGER_REFUND_CLOSES_ACCOUNT"), False),
             expiry_interval_seconds=float(env.get("ADLEDGER_EXPIRY_INTERVAL_SECONDS", 60)),
         )

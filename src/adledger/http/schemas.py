@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from adledger.domain.money import EXPONENTS, MAX_AMOUNT
 
@@ -19,6 +27,12 @@ T = TypeVar("T")
 
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
+
+
+def _rfc3339_text(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("times are RFC 3339 strings with an explicit offset")
+    return value
 
 
 def _known_currency(value: str) -> str:
@@ -34,6 +48,7 @@ Amount = Annotated[
 OptionalAmount = Annotated[int, Field(strict=True, ge=0, le=MAX_AMOUNT)]
 Time = Annotated[
     AwareDatetime,
+    BeforeValidator(_rfc3339_text),
     AfterValidator(_utc),
     Field(description="RFC 3339 with an explicit offset; stored and returned in UTC"),
 ]

@@ -7,7 +7,7 @@ USD, yen for JPY, fils for KWD) and refuses to be mixed with another currency.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+import re
 
 from adledger.domain.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
 
@@ -18,7 +18,7 @@ _ZERO = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
 _THREE = "BHD IQD JOD KWD LYD OMR TND"
 _FOUR = "CLF UYW"
 _TWO = (
-    "TWO AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN "
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BMD BND BOB BOV BRL BSD BTN "
     "BWP BYN BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUC CUP CVE CZK DKK DOP DZD EGP ERN ETB "
     "EUR FJD FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR "
     "KPW KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR "
@@ -33,6 +33,9 @@ EXPONENTS: dict[str, int] = {
     **{code: 3 for code in _THREE.split()},
     **{code: 4 for code in _FOUR.split()},
 }
+
+# Digits with optional thousands separators in groups of three, and an optional fraction.
+_AMOUNT_TEXT = re.compile(r"(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?", re.ASCII)
 
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩"}
 
@@ -118,22 +121,32 @@ def format_money(amount: int, currency: str) -> str:
 
 
 def parse_money(text: str, currency: str) -> int:
-    """Parse a major-unit decimal string ("12.34", "1,000") into minor units of `currency`.
+    """Parse a major-unit decimal string ("12.34", "$1,000", "-5") into minor units of `currency`.
 
-    Refuses more decimal places than the currency has: "1.234" is not a USD amount.
+    Exact integer arithmetic; refuses more decimal places than the currency has ("1.234" is not
+    a USD amount), misplaced thousands separators ("12,34") and anything beyond 10^15 units.
     """
     exp = currency_exponent(currency)
-    cleaned = text.strip().replace(",", "").replace("_", "")
+    body = text.strip()
+    sign = 1
+    if body.startswith("-"):
+        sign, body = -1, body[1:].lstrip()
     for sym in (_SYMBOLS.get(currency, ""), currency):
-        if sym and cleaned.startswith(sym):
-            cleaned = cleaned[len(sym) :].strip()
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidAmount(f"{text!r} is not an amount") from None
-    if not value.is_finite():
+        if sym and body.startswith(sym):
+            body = body[len(sym) :].strip()
+            break
+    if sign == 1 and body.startswith("-"):  # "$-12.34"
+        sign, body = -1, body[1:].lstrip()
+    match = _AMOUNT_TEXT.fullmatch(body)
+    if match is None:
         raise InvalidAmount(f"{text!r} is not an amount")
-    minor = value.scaleb(exp)
-    if minor != minor.to_integral_value():
+    whole, frac = match.group("whole").replace(",", ""), match.group("frac") or ""
+    if len(frac.rstrip("0")) > exp:
         raise InvalidAmount(f"{currency} has {exp} decimal places; {text!r} has more")
-    return int(minor)
+    frac = frac[:exp].ljust(exp, "0")
+    if len(whole) > 20:
+        raise InvalidAmount(f"{text!r} is beyond the largest amount")
+    minor = int(whole) * 10**exp + (int(frac) if frac else 0)
+    if minor > MAX_AMOUNT:
+        raise InvalidAmount(f"{text!r} is beyond the largest amount ({MAX_AMOUNT} minor units)")
+    return sign * minor

@@ -1,0 +1,410 @@
+"""The `adledger` command line: serve the API, migrate, make keys, seed the demo, run checks.
+
+Every command opens the same `Database` and calls the same service functions as the HTTP API.
+The database is `--database-url`, else `ADLEDGER_DATABASE_URL`, else `./adledger.db`; the option
+may be given before the command (`adledger --database-url URL demo`) or after it.
+
+Errors are turned into exit codes once, here at the edge (`EXIT_CODES`), and printed with their
+stable code: invalid input 2, not found 3, conflict 4, anything else 1.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+from sqlalchemy.exc import DBAPIError
+from typer.core import TyperGroup
+
+from adledger.config import Settings
+from adledger.domain.errors import AdledgerError, Conflict, InvalidInput, InvalidTime, NotFound
+from adledger.domain.money import format_money
+from adledger.service.uow import Database
+
+EXIT_CODES: tuple[tuple[type[AdledgerError], int], ...] = (
+    (InvalidInput, 2),
+    (NotFound, 3),
+    (Conflict, 4),
+)
+
+
+def exit_code_for(exc: AdledgerError) -> int:
+    for family, code in EXIT_CODES:
+        if isinstance(exc, family):
+            return code
+    return 1
+
+
+def _out() -> Console:
+    # Made per use, so output goes to whatever stdout is now (a terminal, a pipe, CliRunner).
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 120  # a pipe has no width; don't cut ids to Rich's default of 80
+    return console
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+class _Edge(TyperGroup):
+    """The root group: the one place where adledger's errors become messages and exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: typer vendors its own click
+        try:
+            return super().invoke(ctx)
+        except AdledgerError as exc:
+            _err().print(f"error: {exc.code}: {exc.detail}", markup=False)
+            raise typer.Exit(exit_code_for(exc)) from exc
+        except DBAPIError as exc:
+            first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            _err().print(f"error: database_error: {first}", markup=False)
+            _err().print(
+                "Is the database reachable, and migrated? (`adledger db upgrade`)", markup=False
+            )
+            raise typer.Exit(1) from exc
+
+
+app = typer.Typer(
+    cls=_Edge,
+    help="adledger: the billing ledger of an ad platform (prepaid funds, promotional credit).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create (shown once) and revoke.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL, e.g. sqlite:///./adledger.db or postgresql+psycopg://user@host/db. "
+        "Default: $ADLEDGER_DATABASE_URL, else sqlite:///./adledger.db.",
+        show_default=False,
+    ),
+]
+
+
+@app.callback()
+def _root(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
+    ctx.obj = {"database_url": database_url}
+
+
+def _settings(ctx: typer.Context, database_url: str | None) -> Settings:
+    """Settings from the environment; a --database-url after the command wins over one before."""
+    root = ctx.find_root().obj or {}
+    return Settings.from_env(database_url or root.get("database_url"))
+
+
+@contextmanager
+def _database(ctx: typer.Context, database_url: str | None) -> Iterator[Database]:
+    db = Database(_settings(ctx, database_url))
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def _when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parse_time(text: str) -> datetime:
+    """RFC 3339 with an explicit offset (`2026-12-01T12:00:00Z`); a naive time is refused."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidTime(f"{text!r} is not an RFC 3339 time") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidTime(f"{text!r} has no UTC offset; add one, e.g. Z or +09:00")
+    return value
+
+
+# --- serve and db ------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Migrate the database and serve the HTTP API (docs at /docs); expire credit every minute."""
+    import uvicorn
+
+    from adledger.http.app import create_app
+
+    settings = _settings(ctx, database_url)
+    # The app's lifespan applies migrations before the first request is served.
+    uvicorn.run(create_app(settings, sweep=True), host=host, port=port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
+    """Apply every migration not yet applied (safe to run again)."""
+    from adledger.storage.migrate import upgrade
+
+    with _database(ctx, database_url) as db:
+        upgrade(db.engine)
+        _out().print(f"Database is at the newest schema: {_safe_url(db)}", markup=False)
+
+
+def _safe_url(db: Database) -> str:
+    return db.engine.url.render_as_string(hide_password=True)
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option(help="admin, finance, ingest or advertiser.")],
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    business: Annotated[
+        str | None,
+        typer.Option("--business", help="The business an advertiser key is bound to."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make an API key. It is shown once, alone on the last line of the output."""
+    from adledger.service import keys
+
+    with _database(ctx, database_url) as db:
+        made = db.run(keys.create_key, role=role, name=name, business_id=business)
+    bound = f" for business {made['business_id']}" if made["business_id"] else ""
+    _out().print(f"Created {made['role']} key {made['id']} ({made['name']}){bound}.", markup=False)
+    _out().print("Store it now: it is shown only this once.", markup=False)
+    typer.echo(made["key"])  # plain, alone on the last line: scripts take it with `tail -n1`
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…), not the key itself.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key: the next request made with it is refused (401)."""
+    from adledger.service import keys
+
+    with _database(ctx, database_url) as db:
+        revoked = db.run(keys.revoke_key, key_id)
+    _out().print(
+        f"Revoked {revoked['role']} key {revoked['id']} ({revoked['name']}) "
+        f"at {_when(revoked['revoked_at'])}.",
+        markup=False,
+    )
+
+
+# --- demo --------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Option(help="Where the API is served, for the printed commands.")
+    ] = "http://127.0.0.1:8000",
+    env: Annotated[
+        bool,
+        typer.Option(
+            "--env", help='Print only `export` lines, for `eval "$(adledger demo --env)"`.'
+        ),
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Seed a demo advertiser (once) and print fresh API keys and commands to try."""
+    from adledger.demo import BUSINESS_NAME, seed_demo
+    from adledger.storage.migrate import upgrade
+
+    with _database(ctx, database_url) as db:
+        upgrade(db.engine)
+        info = seed_demo(db)
+    exports = (
+        f"export API={shlex.quote(url.rstrip('/'))} ACCOUNT={info.account_id}\n"
+        f"export ADMIN_KEY={info.admin_key} FINANCE_KEY={info.finance_key}\n"
+        f"export INGEST_KEY={info.ingest_key} ADVERTISER_KEY={info.advertiser_key}"
+    )
+    if env:
+        typer.echo(exports)
+        return
+
+    out = _out()
+    if info.seeded:
+        out.print(
+            f"Seeded the demo: business {BUSINESS_NAME!r} ({info.business_id}).", markup=False
+        )
+    else:
+        out.print(
+            f"The demo is already here ({BUSINESS_NAME!r}, {info.business_id}): minted fresh keys.",
+            markup=False,
+        )
+    out.print(f"Ad account: {info.account_id} ({info.currency})", markup=False)
+    out.print()
+    table = Table(title="API keys (shown once; run `adledger demo` again for new ones)")
+    table.add_column("role")
+    table.add_column("key", no_wrap=True, overflow="ignore")
+    for role, key in (
+        ("admin", info.admin_key),
+        ("finance", info.finance_key),
+        ("ingest", info.ingest_key),
+        (f"advertiser ({BUSINESS_NAME})", info.advertiser_key),
+    ):
+        table.add_row(role, key)
+    out.print(table)
+    out.print()
+    out.print("Paste into a shell, then try the commands below:", markup=False)
+    typer.echo(exports)
+    typer.echo(TRY_COMMANDS.replace("{docs}", url.rstrip("/") + "/docs"))
+
+
+# Printed by `adledger demo`, after the `export` lines; the README's tour goes further.
+TRY_COMMANDS = """
+curl -s "$API/v1/accounts/$ACCOUNT/balance" -H "Authorization: Bearer $ADVERTISER_KEY" \\
+  | python3 -m json.tool
+curl -s "$API/v1/accounts/$ACCOUNT/transactions?limit=5" \\
+  -H "Authorization: Bearer $ADVERTISER_KEY" | python3 -m json.tool
+curl -s -X POST "$API/v1/spend" -H "Authorization: Bearer $INGEST_KEY" \\
+  -H 'Content-Type: application/json' -d @- <<EOF
+{"events": [{"event_id": "evt_$(date +%s)", "account_id": "$ACCOUNT", "amount": 1500,
+             "occurred_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}]}
+EOF
+
+API docs: {docs}    A longer tour: README.md"""
+
+
+# --- expiry, balance, verify -------------------------------------------------------------------
+
+
+@app.command()
+def expire(
+    ctx: typer.Context,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Expire lots whose expires_at ≤ this RFC 3339 time (not in the future). "
+            "Default: now.",
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Expire credit lots that have run out: their unspent remainder goes to breakage."""
+    from adledger.service.expiry import run_expiry
+
+    when = _parse_time(as_of) if as_of is not None else None
+    with _database(ctx, database_url) as db:
+        result = db.run(run_expiry, as_of=when)
+    amounts = result["expired_amounts"]
+    total = ", ".join(format_money(amount, cur) for cur, amount in sorted(amounts.items()))
+    count = result["expired_lots"]
+    lots = "lot" if count == 1 else "lots"
+    _out().print(f"Expired {count} {lots}" + (f": {total}" if total else "."), markup=False)
+
+
+@app.command()
+def balance(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Argument(help="The ad account's id (acct_…).")],
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Also say, in plain words, what the numbers mean.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show an ad account's balance: prepaid cash, promotional credit and what each can do."""
+    from adledger.service.balance import get_balance
+
+    with _database(ctx, database_url) as db:
+        bal = db.read(get_balance, account)
+    cur = bal["currency"]
+
+    def money(amount: int) -> str:
+        return format_money(amount, cur)
+
+    out = _out()
+    out.print(f"{bal['account_id']} ({cur}) as of {_when(bal['as_of'])}", markup=False)
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("balance")
+    table.add_column("amount", justify="right", no_wrap=True)
+    table.add_row("Prepaid cash available", money(bal["cash"]["available"]))
+    table.add_row("Prepaid cash held for refunds", money(bal["cash"]["held"]))
+    table.add_row("Promotional credit available", money(bal["credit"]["available"]))
+    table.add_row("Spendable on ads", money(bal["spendable"]))
+    table.add_row("Refundable now", money(bal["refundable"]))
+    table.add_row("Withdrawable", money(bal["withdrawable"]))
+    table.add_row("Depleted (ads stop delivering)", "yes" if bal["depleted"] else "no")
+    out.print(table)
+
+    if bal["credit"]["lots"]:
+        lots = Table(box=box.SIMPLE_HEAD, title="Active credit lots, soonest expiry first")
+        lots.add_column("lot", no_wrap=True)  # ids stay whole, to be copied
+        lots.add_column("remaining", justify="right", no_wrap=True)
+        lots.add_column("expires (UTC)", no_wrap=True)
+        lots.add_column("campaign", no_wrap=True)
+        lots.add_column("priority", justify="right")
+        for lot in bal["credit"]["lots"]:
+            lots.add_row(
+                lot["id"],
+                money(lot["remaining"]),
+                lot["expires_at"].strftime("%Y-%m-%d %H:%M"),
+                lot["campaign_id"] or "any",
+                str(lot["priority"]),
+            )
+        out.print(lots)
+    if explain:
+        out.print(bal["explanation"], markup=False)
+
+
+@app.command()
+def verify(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
+    """Check the whole ledger: balanced transactions, stored balances equal to their entries, …"""
+    from adledger.service.verify import CHECKS, Check, Violation, verify_ledger
+
+    out = _out()
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} checks"),
+        console=out,
+        transient=True,
+    )
+    upcoming = iter(CHECKS[1:])
+
+    def on_check(check: Check, violations: list[Violation]) -> None:
+        mark = "ok  " if not violations else f"FAIL ({len(violations)})"
+        progress.console.print(f"{mark} {check.name}: {check.title}", markup=False, soft_wrap=True)
+        following = next(upcoming, None)
+        progress.update(
+            task, advance=1, description=f"checking {following.name}" if following else "done"
+        )
+
+    with _database(ctx, database_url) as db, progress:
+        task = progress.add_task(f"checking {CHECKS[0].name}", total=len(CHECKS))
+        violations = db.read(verify_ledger, on_check=on_check)
+    if not violations:
+        out.print(f"Ledger is clean: all {len(CHECKS)} checks passed.", markup=False)
+        return
+    err = _err()
+    for violation in violations:
+        err.print(
+            f"violation: {violation.check}: {violation.message}", markup=False, soft_wrap=True
+        )
+    err.print(f"{len(violations)} violation(s): the ledger does not verify.", markup=False)
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

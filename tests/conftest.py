@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from adledger.clock import FixedClock
 from adledger.config import Settings
 from adledger.service.uow import Database
+from adledger.service.verify import verify_ledger
 from adledger.storage.engine import make_engine
 from adledger.storage.migrate import upgrade
 from adledger.storage.tables import metadata
@@ -101,10 +102,19 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def db(settings: Settings, clock: FixedClock) -> Iterator[Database]:
+def db(settings: Settings, clock: FixedClock, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """The database of one test. Whatever the test did, the ledger must verify clean afterwards
+    (tests that corrupt it on purpose are marked `corrupts_ledger`)."""
     database = Database(settings, clock)
     yield database
-    database.dispose()
+    try:
+        if request.node.get_closest_marker("corrupts_ledger") is None:
+            violations = database.read(verify_ledger)
+            assert not violations, "adledger verify after the test: " + "; ".join(
+                f"{v.check}: {v.message}" for v in violations
+            )
+    finally:
+        database.dispose()
 
 
 # --- HTTP: the real app over the same database -------------------------------------------------

@@ -11,15 +11,24 @@ def test_finance_creates_a_business_and_an_account_in_one_currency(api):
     assert biz.json()["id"].startswith("biz_")
     r = api.finance.post(
         "/v1/accounts",
-        json={"name": "Main", "currency": "JPY", "business_id": biz.json()["id"],
-              "timezone": "Asia/Tokyo"},
+        json={
+            "name": "Main",
+            "currency": "JPY",
+            "business_id": biz.json()["id"],
+            "timezone": "Asia/Tokyo",
+        },
     )
     assert r.status_code == 201
     body = r.json()
     assert body["id"].startswith("acct_")
     assert body | {"id": None, "created_at": None} == {
-        "id": None, "name": "Main", "currency": "JPY", "business_id": biz.json()["id"],
-        "timezone": "Asia/Tokyo", "status": "active", "created_at": None,
+        "id": None,
+        "name": "Main",
+        "currency": "JPY",
+        "business_id": biz.json()["id"],
+        "timezone": "Asia/Tokyo",
+        "status": "active",
+        "created_at": None,
     }
     assert body["created_at"].endswith("Z")
     assert api.finance.get(f"/v1/accounts/{body['id']}").json() == body
@@ -51,7 +60,9 @@ def test_a_bad_account_is_refused_and_nothing_is_created(api, body, code):
 
 
 def test_an_account_for_an_unknown_business_is_404(api):
-    r = api.admin.post("/v1/accounts", json={"name": "x", "currency": "USD", "business_id": "biz_nope"})
+    r = api.admin.post(
+        "/v1/accounts", json={"name": "x", "currency": "USD", "business_id": "biz_nope"}
+    )
     assert r.status_code == 404
     assert r.json()["code"] == "business_not_found"
 
@@ -90,7 +101,9 @@ def test_an_advertiser_sees_only_its_own_business(api):
     b1 = api.admin.post("/v1/businesses", json={"name": "One"}).json()["id"]
     b2 = api.admin.post("/v1/businesses", json={"name": "Two"}).json()["id"]
     mine = api.admin.post("/v1/accounts", json={"name": "x", "currency": "USD", "business_id": b1})
-    theirs = api.admin.post("/v1/accounts", json={"name": "y", "currency": "USD", "business_id": b2})
+    theirs = api.admin.post(
+        "/v1/accounts", json={"name": "y", "currency": "USD", "business_id": b2}
+    )
     me = api.advertiser(b1)
     assert [a["id"] for a in me.get("/v1/accounts").json()["data"]] == [mine.json()["id"]]
     assert me.get(f"/v1/accounts/{mine.json()['id']}").status_code == 200

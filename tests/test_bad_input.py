@@ -48,7 +48,10 @@ def test_nan_and_infinity_are_refused(api, db, acct):
         r = api.finance.client.post(
             f"/v1/accounts/{acct}/deposits",
             content=f'{{"amount": {raw}, "payment_reference": "p"}}',
-            headers={"Authorization": f"Bearer {api.finance.key}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"Bearer {api.finance.key}",
+                "Content-Type": "application/json",
+            },
         )
         assert r.status_code == 422, raw
     assert balances(db, acct)["cash"] == 1_000
@@ -58,7 +61,9 @@ def test_nan_and_infinity_are_refused(api, db, acct):
     "when", ["2026-12-01T12:00:00", "2026-12-01", "yesterday", "2026-13-01T00:00:00Z", 1764590400]
 )
 def test_a_time_without_offset_or_not_rfc3339_is_refused(api, db, acct, when):
-    r = api.ingest.post("/v1/spend", json={"events": [event("e", acct, 10) | {"occurred_at": when}]})
+    r = api.ingest.post(
+        "/v1/spend", json={"events": [event("e", acct, 10) | {"occurred_at": when}]}
+    )
     assert r.status_code == 422
     assert balances(db, acct)["cash"] == 1_000
 

@@ -72,7 +72,9 @@ def test_the_same_new_event_sent_by_many_threads_at_once_is_applied_once(db):
         return db.run(spend.post_spend, events)
 
     with ThreadPoolExecutor(THREADS) as pool:
-        results = [r for rs in pool.map(worker, range(THREADS)) for r in rs if r["event_id"] == "shared"]
+        results = [
+            r for rs in pool.map(worker, range(THREADS)) for r in rs if r["event_id"] == "shared"
+        ]
     assert sorted(r["status"] for r in results) == ["applied"] + ["duplicate"] * (THREADS - 1)
     assert balances(db, acct)["cash"] == 900
     assert balances(db, other)["cash"] == 1_000 - 10 * (THREADS // 2)

@@ -28,7 +28,9 @@ def test_a_deposit_grows_cash_by_its_amount_and_records_tax_beside_it(api, db, a
 
 
 def test_a_deposit_to_a_missing_or_closed_account_is_refused(api, db, acct):
-    r = api.finance.post("/v1/accounts/acct_nope/deposits", json={"amount": 1, "payment_reference": "p"})
+    r = api.finance.post(
+        "/v1/accounts/acct_nope/deposits", json={"amount": 1, "payment_reference": "p"}
+    )
     assert r.status_code == 404 and r.json()["code"] == "account_not_found"
     with db.engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE accounts SET status='closed' WHERE id='{acct['id']}'")
@@ -43,17 +45,29 @@ def test_granting_credit_makes_an_active_lot(api, db, acct, clock):
     expires = (clock.now() + timedelta(days=30)).isoformat()
     r = api.finance.post(
         f"/v1/accounts/{acct['id']}/credits",
-        json={"amount": 5_000, "expires_at": expires, "reason": "welcome", "priority": 10,
-              "campaign_id": "cmp_1"},
+        json={
+            "amount": 5_000,
+            "expires_at": expires,
+            "reason": "welcome",
+            "priority": 10,
+            "campaign_id": "cmp_1",
+        },
     )
     assert r.status_code == 201, r.text
     lot = r.json()
     assert lot["id"].startswith("lot_")
     assert lot | {"id": None, "created_at": None} == {
-        "id": None, "account_id": acct["id"], "source": "manual", "original": 5_000,
-        "remaining": 5_000, "effective_at": "2026-12-01T12:00:00Z",
-        "expires_at": "2026-12-31T12:00:00Z", "priority": 10, "campaign_id": "cmp_1",
-        "status": "active", "created_at": None,
+        "id": None,
+        "account_id": acct["id"],
+        "source": "manual",
+        "original": 5_000,
+        "remaining": 5_000,
+        "effective_at": "2026-12-01T12:00:00Z",
+        "expires_at": "2026-12-31T12:00:00Z",
+        "priority": 10,
+        "campaign_id": "cmp_1",
+        "status": "active",
+        "created_at": None,
     }
 
 
@@ -95,7 +109,9 @@ def test_voiding_a_lot_removes_only_the_unspent_remainder(api, db, acct):
     r = api.finance.post(f"/v1/credits/{lot}/void", json={"reason": "abuse"})
     assert r.status_code == 200
     assert (r.json()["remaining"], r.json()["status"], r.json()["original"]) == (0, "voided", 1_000)
-    [later] = api.ingest.post("/v1/spend", json={"events": [event("f", acct["id"], 100)]}).json()["results"]
+    [later] = api.ingest.post("/v1/spend", json={"events": [event("f", acct["id"], 100)]}).json()[
+        "results"
+    ]
     assert later["credit_used"] == 0 and later["unfunded"] == 100
     again = api.finance.post(f"/v1/credits/{lot}/void", json={"reason": "again"})
     assert again.status_code == 409 and again.json()["code"] == "lot_not_active"

@@ -28,7 +28,9 @@ def test_the_same_key_and_body_give_the_first_response_and_one_effect(api, db, a
 
 def test_the_same_key_with_another_body_is_refused(api, db, acct):
     key = {"Idempotency-Key": "dep-1"}
-    api.finance.post(f"/v1/accounts/{acct}/deposits", json={"amount": 500, "payment_reference": "a"}, headers=key)
+    api.finance.post(
+        f"/v1/accounts/{acct}/deposits", json={"amount": 500, "payment_reference": "a"}, headers=key
+    )
     r = api.finance.post(
         f"/v1/accounts/{acct}/deposits", json={"amount": 600, "payment_reference": "a"}, headers=key
     )
@@ -40,7 +42,9 @@ def test_keys_are_scoped_to_the_calling_api_key(api, db, acct):
     body = {"amount": 500, "payment_reference": "a"}
     key = {"Idempotency-Key": "same"}
     other = api.caller("finance", name="second")
-    assert api.finance.post(f"/v1/accounts/{acct}/deposits", json=body, headers=key).status_code == 201
+    assert (
+        api.finance.post(f"/v1/accounts/{acct}/deposits", json=body, headers=key).status_code == 201
+    )
     assert other.post(f"/v1/accounts/{acct}/deposits", json=body, headers=key).status_code == 201
     assert balances(db, acct)["cash"] == 1_000
 
@@ -75,5 +79,7 @@ def test_concurrent_requests_with_one_key_have_one_effect(api, db, acct):
     assert set(statuses) <= {201, 409}, statuses
     created = [r.json() for r in responses if r.status_code == 201]
     assert created and all(c == created[0] for c in created)
-    assert all(r.json()["code"] == "idempotency_key_in_use" for r in responses if r.status_code == 409)
+    assert all(
+        r.json()["code"] == "idempotency_key_in_use" for r in responses if r.status_code == 409
+    )
     assert balances(db, acct)["cash"] == 700

@@ -65,8 +65,12 @@ def test_an_ingest_key_may_only_post_spend(api):
     acct = api.admin.post("/v1/accounts", json={"name": "x", "currency": "USD"}).json()["id"]
     assert api.ingest.get(f"/v1/accounts/{acct}").status_code == 403
     assert api.ingest.get("/v1/accounts").status_code == 403
-    assert api.ingest.post(f"/v1/accounts/{acct}/deposits",
-                           json={"amount": 1, "payment_reference": "p"}).status_code == 403
+    assert (
+        api.ingest.post(
+            f"/v1/accounts/{acct}/deposits", json={"amount": 1, "payment_reference": "p"}
+        ).status_code
+        == 403
+    )
 
 
 def test_health_needs_no_key(api):

@@ -25,8 +25,12 @@ def test_credit_is_spent_before_cash(api, db, acct):
     lot = grant(db, acct, amount=3_000)["id"]
     [res] = spend(api, event("e1", acct, 5_000))
     assert res == {
-        "event_id": "e1", "status": "applied", "credit_used": 3_000, "cash_used": 2_000,
-        "unfunded": 0, "lots": [{"lot_id": lot, "amount": 3_000}],
+        "event_id": "e1",
+        "status": "applied",
+        "credit_used": 3_000,
+        "cash_used": 2_000,
+        "unfunded": 0,
+        "lots": [{"lot_id": lot, "amount": 3_000}],
     }
     assert balances(db, acct) == {"cash": 8_000, "held": 0, "lots": {lot: (0, "used")}}
 
@@ -64,7 +68,9 @@ def test_expired_credit_cannot_fund_later_spend(api, db, acct, clock):
     lot = grant(db, acct, amount=1_000, expires_at=clock.now() + timedelta(hours=1))
     expires = lot["expires_at"]
     clock.advance(hours=2)  # the events arrive late; no expiry run has happened yet
-    [before] = spend(api, event("before", acct, 10, occurred_at=expires - timedelta(microseconds=1)))
+    [before] = spend(
+        api, event("before", acct, 10, occurred_at=expires - timedelta(microseconds=1))
+    )
     assert before["credit_used"] == 10
     [at_expiry] = spend(api, event("at", acct, 10, occurred_at=expires))
     assert at_expiry["credit_used"] == 0 and at_expiry["cash_used"] == 10
@@ -92,9 +98,7 @@ def test_an_event_id_reused_with_other_fields_is_a_conflict(api, db, acct):
 
 
 def test_repeats_inside_one_batch_are_settled_too(api, db, acct):
-    results = spend(
-        api, event("x", acct, 100), event("x", acct, 100), event("x", acct, 999)
-    )
+    results = spend(api, event("x", acct, 100), event("x", acct, 100), event("x", acct, 999))
     assert [r["status"] for r in results] == ["applied", "duplicate", "rejected"]
     assert results[2]["code"] == "event_id_conflict"
     assert balances(db, acct)["cash"] == 9_900

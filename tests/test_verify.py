@@ -97,6 +97,7 @@ def test_a_violation_is_an_immutable_value(db):
 # --- corruption is found and named --------------------------------------------------------------
 
 
+@pytest.mark.corrupts_ledger
 def test_cash_changed_behind_the_ledgers_back_is_found(db, clock):
     acct = realistic_ledger(db, clock)["usd"]
     execute(
@@ -113,6 +114,7 @@ def test_cash_changed_behind_the_ledgers_back_is_found(db, clock):
     assert acct["id"] in v.message and "cash_available" in v.message
 
 
+@pytest.mark.corrupts_ledger
 def test_a_held_amount_that_no_refund_explains_is_found(db, clock):
     acct = realistic_ledger(db, clock)["usd"]
     execute(
@@ -129,6 +131,7 @@ def test_a_held_amount_that_no_refund_explains_is_found(db, clock):
     assert any("cash_held is 907" in v.message for v in violations)
 
 
+@pytest.mark.corrupts_ledger
 def test_a_pending_refund_without_a_hold_is_found(db, clock):
     acct = realistic_ledger(db, clock)["poor"]
     execute(
@@ -149,6 +152,7 @@ def test_a_pending_refund_without_a_hold_is_found(db, clock):
     assert acct["id"] in v.message and "50" in v.message
 
 
+@pytest.mark.corrupts_ledger
 def test_a_lot_whose_remaining_was_changed_is_found(db, clock):
     acct = realistic_ledger(db, clock)["jpy"]
     with db.engine.connect() as conn:
@@ -163,6 +167,7 @@ def test_a_lot_whose_remaining_was_changed_is_found(db, clock):
     assert lot_id in v.message and "remaining" in v.message
 
 
+@pytest.mark.corrupts_ledger
 def test_a_closed_lot_that_still_holds_credit_is_found(db, clock):
     acct = realistic_ledger(db, clock)["jpy"]
     with db.engine.connect() as conn:
@@ -177,6 +182,7 @@ def test_a_closed_lot_that_still_holds_credit_is_found(db, clock):
     assert lot_id in v.message and "expired" in v.message
 
 
+@pytest.mark.corrupts_ledger
 def test_an_unbalanced_entry_is_found(db, clock):
     acct = realistic_ledger(db, clock)["usd"]
     txn_id = _first_txn(db, acct["id"], "deposit")
@@ -193,6 +199,7 @@ def test_an_unbalanced_entry_is_found(db, clock):
     assert txn_id in v.message and "sum to 5" in v.message
 
 
+@pytest.mark.corrupts_ledger
 def test_a_balanced_but_wrong_pair_of_entries_is_found_by_the_summary_and_the_balance(db, clock):
     acct = realistic_ledger(db, clock)["usd"]
     txn_id = _first_txn(db, acct["id"], "deposit")
@@ -212,6 +219,7 @@ def test_a_balanced_but_wrong_pair_of_entries_is_found_by_the_summary_and_the_ba
     assert txn_id in summary.message and "cash_delta" in summary.message
 
 
+@pytest.mark.corrupts_ledger
 def test_a_transaction_without_entries_is_found(db, clock):
     acct = realistic_ledger(db, clock)["usd"]
     execute(
@@ -233,6 +241,7 @@ def test_a_transaction_without_entries_is_found(db, clock):
     assert (v.check, v.message) == ("transactions_balanced", "transaction txn_empty has no entries")
 
 
+@pytest.mark.corrupts_ledger
 def test_a_transaction_in_the_wrong_currency_is_found(db, clock):
     acct = realistic_ledger(db, clock)["usd"]
     execute(
@@ -268,6 +277,7 @@ def test_a_transaction_in_the_wrong_currency_is_found(db, clock):
     assert "txn_eur" in v.message and "EUR" in v.message and "USD" in v.message
 
 
+@pytest.mark.corrupts_ledger
 def test_an_entry_on_another_account_is_found(db, clock):
     ledger = realistic_ledger(db, clock)
     usd, poor = ledger["usd"]["id"], ledger["poor"]["id"]
@@ -287,6 +297,7 @@ def test_an_entry_on_another_account_is_found(db, clock):
     assert all(txn_id in v.message and poor in v.message for v in violations)
 
 
+@pytest.mark.corrupts_ledger
 def test_many_violations_are_listed_up_to_the_limit(db):
     for _ in range(4):
         make_account(db, cash=100)
@@ -298,6 +309,7 @@ def test_many_violations_are_listed_up_to_the_limit(db):
     assert "more than 2" in violations[-1].message
 
 
+@pytest.mark.corrupts_ledger
 def test_a_single_check_can_be_run_on_its_own(db):
     acct = make_account(db, cash=100)
     execute(db, update(accounts).values(cash_available=0))

@@ -6,8 +6,8 @@ USD, yen for JPY, fils for KWD) and refuses to be mixed with another currency.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 
 from adledger.domain.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
 
@@ -146,7 +146,7 @@ def parse_money(text: str, currency: str) -> int:
     frac = frac[:exp].ljust(exp, "0")
     if len(whole) > 20:
         raise InvalidAmount(f"{text!r} is beyond the largest amount")
-    minor = int(whole) * 10**exp + (int(frac) if frac else 0)
+    minor: int = int(whole) * 10**exp + (int(frac) if frac else 0)
     if minor > MAX_AMOUNT:
         raise InvalidAmount(f"{text!r} is beyond the largest amount ({MAX_AMOUNT} minor units)")
     return sign * minor

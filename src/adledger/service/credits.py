@@ -68,8 +68,9 @@ def grant_credit(
     account = lock_account(uow, account_id)
     if account.status == "closed":
         raise AccountClosed(f"account {account_id} is closed and takes no credit")
+    lot_id = new_id("lot")
     row = {
-        "id": new_id("lot"),
+        "id": lot_id,
         "account_id": account_id,
         "source": source,
         "original": amount,
@@ -93,7 +94,7 @@ def grant_credit(
                 account_id=account_id,
                 currency=account.currency,
                 created_at=uow.now,
-                txn=ledger.credit_grant(row["id"], amount, reason),
+                txn=ledger.credit_grant(lot_id, amount, reason),
                 refs={"deposit_id": deposit_id},
             )
         ],

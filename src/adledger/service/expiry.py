@@ -54,7 +54,7 @@ def run_expiry(uow: UnitOfWork, as_of: datetime | None = None) -> ExpiryResult:
     return {"expired_lots": count, "expired_amounts": dict(sorted(amounts.items()))}
 
 
-def due_lots_query(cutoff: datetime) -> Select[tuple[str]]:
+def due_lots_query(cutoff: datetime) -> Select[str]:
     """The accounts of the active lots due by `cutoff`, one row per lot, via the partial index."""
     return select(lots.c.account_id).where(lots.c.status == _ACTIVE, lots.c.expires_at <= cutoff)
 

@@ -68,7 +68,8 @@ def refunds_open_at(account: Any, quiet_period_seconds: int) -> datetime | None:
     """When the quiet period after the account's latest spend ends (None: no spend recorded)."""
     if account.last_spend_at is None:
         return None
-    return account.last_spend_at + timedelta(seconds=quiet_period_seconds)
+    opens: datetime = account.last_spend_at + timedelta(seconds=quiet_period_seconds)
+    return opens
 
 
 def refund_block(account: Any, now: datetime, quiet_period_seconds: int) -> RefundBlock | None:

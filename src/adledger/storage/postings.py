@@ -67,7 +67,7 @@ def post(conn: Connection, postings: list[Posting]) -> None:
     lot_deltas: dict[str, int] = defaultdict(int)
     for p in postings:
         txn = p.txn
-        row = {
+        row: dict[str, Any] = {
             "id": p.id,
             "account_id": p.account_id,
             "kind": txn.kind.value,

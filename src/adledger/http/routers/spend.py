@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, StringConstraints
@@ -13,7 +13,7 @@ from adledger.http.respond import respond
 from adledger.http.schemas import Amount, Currency, Input, Time, problems
 from adledger.service import spend
 from adledger.service.keys import Principal
-from adledger.service.uow import Database
+from adledger.service.uow import Database, UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["spend"])
 
@@ -86,5 +86,5 @@ def post_spend(
     return respond(request, db, who, _post, events, body=body)
 
 
-def _post(uow, events):  # type: ignore[no-untyped-def]
+def _post(uow: UnitOfWork, events: list[spend.SpendEvent]) -> dict[str, Any]:
     return {"results": spend.post_spend(uow, events)}

@@ -51,7 +51,11 @@ def test_a_due_lot_loses_its_unspent_remainder_to_breakage(api, db, clock):
     r = run(api)
 
     assert r.status_code == 200
-    assert r.json() == {"expired_lots": 1, "expired_amounts": {"USD": 3_000}}
+    assert r.json() == {
+        "expired_lots": 1,
+        "expired_amounts": {"USD": 3_000},
+        "lapsed_redemptions": 0,
+    }
     assert balances(db, acct["id"]) == {
         "cash": 10_000,
         "held": 0,
@@ -69,8 +73,12 @@ def test_running_expiry_twice_does_nothing_the_second_time(api, db, clock):
     grant(db, acct["id"], amount=5_000, expires_at=T0 + DAY)
     clock.advance(days=2)
 
-    assert run(api).json() == {"expired_lots": 1, "expired_amounts": {"USD": 5_000}}
-    assert run(api).json() == {"expired_lots": 0, "expired_amounts": {}}
+    assert run(api).json() == {
+        "expired_lots": 1,
+        "expired_amounts": {"USD": 5_000},
+        "lapsed_redemptions": 0,
+    }
+    assert run(api).json() == {"expired_lots": 0, "expired_amounts": {}, "lapsed_redemptions": 0}
     assert history_kinds(api, acct["id"]) == ["expiry", "credit_grant"]
 
 
@@ -80,7 +88,11 @@ def test_a_lot_not_yet_due_keeps_its_credit(api, db, clock):
     later = grant(db, acct["id"], amount=2_000, expires_at=T0 + 3 * DAY)
     clock.advance(days=1)  # exactly the first lot's expires_at: it is due, the other is not
 
-    assert run(api).json() == {"expired_lots": 1, "expired_amounts": {"USD": 1_000}}
+    assert run(api).json() == {
+        "expired_lots": 1,
+        "expired_amounts": {"USD": 1_000},
+        "lapsed_redemptions": 0,
+    }
     assert balances(db, acct["id"])["lots"] == {
         due["id"]: (0, "expired"),
         later["id"]: (2_000, "active"),
@@ -96,9 +108,14 @@ def test_a_past_as_of_expires_only_the_lots_due_by_then(api, db, clock):
     assert run(api, as_of=T0 + 2 * DAY).json() == {
         "expired_lots": 1,
         "expired_amounts": {"USD": 1_000},
+        "lapsed_redemptions": 0,
     }
     assert balances(db, acct["id"])["lots"][second["id"]] == (2_000, "active")
-    assert run(api).json() == {"expired_lots": 1, "expired_amounts": {"USD": 2_000}}
+    assert run(api).json() == {
+        "expired_lots": 1,
+        "expired_amounts": {"USD": 2_000},
+        "lapsed_redemptions": 0,
+    }
     assert balances(db, acct["id"])["lots"] == {
         first["id"]: (0, "expired"),
         second["id"]: (0, "expired"),
@@ -114,7 +131,11 @@ def test_one_run_expires_lots_of_many_accounts_and_totals_them_by_currency(api, 
     grant(db, jpy["id"], amount=500, expires_at=T0 + 2 * DAY)
     clock.advance(days=2)
 
-    assert run(api).json() == {"expired_lots": 5, "expired_amounts": {"JPY": 7_500, "USD": 600}}
+    assert run(api).json() == {
+        "expired_lots": 5,
+        "expired_amounts": {"JPY": 7_500, "USD": 600},
+        "lapsed_redemptions": 0,
+    }
 
 
 def test_an_empty_lot_that_is_due_expires_without_a_transaction(api, db, clock):
@@ -126,7 +147,11 @@ def test_an_empty_lot_that_is_due_expires_without_a_transaction(api, db, clock):
         conn.execute(update(lots).where(lots.c.id == lot["id"]).values(status="active"))
     clock.advance(days=1)
 
-    assert run(api).json() == {"expired_lots": 1, "expired_amounts": {"USD": 0}}
+    assert run(api).json() == {
+        "expired_lots": 1,
+        "expired_amounts": {"USD": 0},
+        "lapsed_redemptions": 0,
+    }
     assert balances(db, acct["id"])["lots"] == {lot["id"]: (0, "expired")}
     assert history_kinds(api, acct["id"]) == ["spend", "credit_grant"]
 
@@ -207,8 +232,16 @@ def test_the_sweeper_can_run_expiry_with_no_arguments(db, clock):
     grant(db, acct["id"], amount=5_000, expires_at=T0 + DAY)
     clock.advance(days=1)
 
-    assert db.run(expiry.run_expiry) == {"expired_lots": 1, "expired_amounts": {"USD": 5_000}}
-    assert db.run(expiry.run_expiry) == {"expired_lots": 0, "expired_amounts": {}}
+    assert db.run(expiry.run_expiry) == {
+        "expired_lots": 1,
+        "expired_amounts": {"USD": 5_000},
+        "lapsed_redemptions": 0,
+    }
+    assert db.run(expiry.run_expiry) == {
+        "expired_lots": 0,
+        "expired_amounts": {},
+        "lapsed_redemptions": 0,
+    }
 
 
 def test_a_run_without_a_body_uses_now(api, db, clock):
@@ -334,4 +367,8 @@ def test_a_repeated_run_with_the_same_idempotency_key_answers_the_first_result(a
     again = api.finance.post("/v1/expirations/run", json={}, headers=headers)
 
     assert first.status_code == again.status_code == 200
-    assert again.json() == first.json() == {"expired_lots": 1, "expired_amounts": {"USD": 5_000}}
+    assert (
+        again.json()
+        == first.json()
+        == {"expired_lots": 1, "expired_amounts": {"USD": 5_000}, "lapsed_redemptions": 0}
+    )

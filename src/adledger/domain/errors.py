@@ -157,6 +157,11 @@ class ApiKeyNotFound(NotFound):
     title = "API key not found"
 
 
+class PromotionNotFound(NotFound):
+    code = "promotion_not_found"
+    title = "Promotion not found"
+
+
 # --- conflicts --------------------------------------------------------------------------------
 
 
@@ -214,6 +219,77 @@ class LotNotActive(Conflict):
 
     code = "lot_not_active"
     title = "Credit lot is not active"
+
+
+class DepositAlreadyReversed(Conflict):
+    """A deposit can be reversed once; a second reversal would take its amount twice."""
+
+    code = "deposit_already_reversed"
+    title = "Deposit already reversed"
+
+
+class PromotionAlreadyEnded(Conflict):
+    """End was asked of a promotion whose redemption window has already closed."""
+
+    code = "promotion_already_ended"
+    title = "Promotion already ended"
+
+
+class RedemptionRefused(Conflict):
+    """A code could not be redeemed. Every refusal counts as a failed attempt of the business."""
+
+    code = "redemption_refused"
+    title = "Redemption refused"
+
+
+class CodeInvalid(RedemptionRefused):
+    """No promotion has this code (a typo, or a guess)."""
+
+    code = "code_invalid"
+    title = "Code invalid"
+
+
+class CodeUsed(RedemptionRefused):
+    """The code was valid but has already been redeemed (codes are single-use)."""
+
+    code = "code_used"
+    title = "Code already used"
+
+
+class PromotionNotActive(RedemptionRefused):
+    """The promotion's redemption window has not opened yet, or has closed."""
+
+    code = "promotion_not_active"
+    title = "Promotion not active"
+
+
+class PromotionExhausted(RedemptionRefused):
+    """`max_redemptions` or `budget` would be exceeded by one more redemption."""
+
+    code = "promotion_exhausted"
+    title = "Promotion exhausted"
+
+
+class AlreadyRedeemed(RedemptionRefused):
+    """This account, or another account of its business, already redeemed the promotion."""
+
+    code = "already_redeemed"
+    title = "Promotion already redeemed"
+
+
+class NotEligible(RedemptionRefused):
+    """The account does not meet the promotion's eligibility (age, spend, currency, standing)."""
+
+    code = "not_eligible"
+    title = "Account not eligible"
+
+
+class ResponseShownOnce(Conflict):
+    """A repeat of a request whose response held secrets shown once (API keys, promotion codes):
+    the work was done once, but its response is not stored, so it cannot be given again."""
+
+    code = "response_shown_once"
+    title = "Response shown once"
 
 
 class IdempotencyKeyInUse(Conflict):

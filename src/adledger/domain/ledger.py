@@ -103,11 +103,36 @@ class Transaction:
         return lots.pop() if len(lots) == 1 else None
 
 
-def deposit(amount: int, tax: int, reference: str) -> Transaction:
-    legs = [Leg(Book.CASH, amount), Leg(Book.PAYMENTS, -(amount + tax))]
-    if tax:
-        legs.append(Leg(Book.TAX, tax))
-    return Transaction(Kind.DEPOSIT, tuple(legs), f"Deposit {reference}")
+def deposit(amount: int, tax: int, reference: str, *, debt: int = 0) -> Transaction:
+    """Prepaid funds in; tax beside them. What the account owes (`debt`) is paid off first."""
+    payoff = min(debt, amount)
+    legs = [
+        Leg(Book.CASH, amount - payoff),
+        Leg(Book.DEBT, payoff),
+        Leg(Book.PAYMENTS, -(amount + tax)),
+        Leg(Book.TAX, tax),
+    ]
+    why = f"Deposit {reference}" + (" (pays off the debt first)" if payoff else "")
+    return Transaction(Kind.DEPOSIT, tuple(legs), why)
+
+
+def deposit_reversal(
+    amount: int, tax: int, cash_available: int, reference: str, reason: str
+) -> Transaction:
+    """A chargeback or failed payment: the deposit (and its tax) goes back to the payment service.
+
+    Cash falls by the amount; what cash can't cover becomes debt the advertiser owes.
+    """
+    from_cash = min(amount, max(cash_available, 0))
+    legs = [
+        Leg(Book.CASH, -from_cash),
+        Leg(Book.DEBT, -(amount - from_cash)),
+        Leg(Book.TAX, -tax),
+        Leg(Book.PAYMENTS, amount + tax),
+    ]
+    return Transaction(
+        Kind.DEPOSIT_REVERSAL, tuple(legs), f"Deposit {reference} reversed: {reason}"
+    )
 
 
 def credit_grant(lot_id: str, amount: int, reason: str) -> Transaction:

@@ -49,6 +49,8 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Re
         **extra,
     }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after" in extra:
+        headers = {"Retry-After": str(extra["retry_after"])}
     return Response(dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

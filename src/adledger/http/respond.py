@@ -14,7 +14,7 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from adledger.domain.errors import AdledgerError
+from adledger.domain.errors import AdledgerError, ResponseShownOnce
 from adledger.http.encoding import dumps
 from adledger.http.problems import error_response
 from adledger.service import idempotency
@@ -50,16 +50,31 @@ def respond(
     *args: Any,
     body: BaseModel | None = None,
     status: int = 200,
+    on_refusal: Callable[[UnitOfWork, AdledgerError], None] | None = None,
+    shown_once: bool = False,
     **kwargs: Any,
 ) -> Response:
     """Run `fn(uow, *args, **kwargs)` in a unit of work and answer with its JSON result.
 
     With an `Idempotency-Key` header, the first response (success or refusal) is stored with the
     work, atomically, and given again for a repeat of the same request.
+
+    `on_refusal(uow, error)` runs in a unit of work of its own when the use case refuses (its own
+    was rolled back): the place to record what must outlive a refusal, such as a failed attempt.
+    A refusal replayed from an idempotency key is not a new refusal and does not call it.
+
+    `shown_once`: the response carries secrets that must never be stored (a new API key,
+    promotion codes). With an Idempotency-Key the work still happens once, but what is stored in
+    place of the response is a 409 `response_shown_once` problem, which a repeat gets.
     """
     key = request.headers.get("idempotency-key")
     if key is None:
-        return json_response(db.run(fn, *args, **kwargs), status)
+        try:
+            return json_response(db.run(fn, *args, **kwargs), status)
+        except AdledgerError as exc:
+            if on_refusal is not None:
+                db.run(on_refusal, exc)
+            raise
 
     idempotency.check_key(key)
     scope = principal.key_id
@@ -70,14 +85,31 @@ def respond(
 
     def work(uow: UnitOfWork) -> str:
         text = dumps(fn(uow, *args, **kwargs))
-        idempotency.complete(uow, scope, key, status, text)
+        if shown_once:
+            stand_in = error_response(
+                ResponseShownOnce(
+                    "this request succeeded once and its response, which held secrets, was shown "
+                    "only then; make a new request with a new Idempotency-Key"
+                )
+            )
+            idempotency.complete(
+                uow, scope, key, stand_in.status_code, bytes(stand_in.body).decode()
+            )
+        else:
+            idempotency.complete(uow, scope, key, status, text)
         return text
 
     try:
         text = db.run(work)
     except AdledgerError as exc:
         refusal = error_response(exc)
-        db.run(idempotency.complete, scope, key, refusal.status_code, bytes(refusal.body).decode())
+
+        def refused(uow: UnitOfWork, error: AdledgerError = exc) -> None:
+            if on_refusal is not None:
+                on_refusal(uow, error)
+            idempotency.complete(uow, scope, key, refusal.status_code, bytes(refusal.body).decode())
+
+        db.run(refused)
         return refusal
     except BaseException:
         db.run(idempotency.release, scope, key)

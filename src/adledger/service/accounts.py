@@ -115,19 +115,24 @@ def list_accounts(
 
 
 def _set_status(
-    uow: UnitOfWork, account_id: str, frm: str, to: str, business_id: str | None
+    uow: UnitOfWork, account_id: str, frm: str, to: str, reason: str | None
 ) -> dict[str, Any]:
-    row = lock_account(uow, account_id, business_id=business_id)
+    row = lock_account(uow, account_id)
     if row.status != frm:
         raise InvalidAccountTransition(
             f"account {account_id} is {row.status}; only a {frm} account can become {to}"
         )
-    uow.conn.execute(update(accounts).where(accounts.c.id == account_id).values(status=to))
+    uow.conn.execute(
+        update(accounts)
+        .where(accounts.c.id == account_id)
+        .values(status=to, suspended_reason=reason)
+    )
     return account_view(row) | {"status": to}
 
 
 def suspend_account(uow: UnitOfWork, account_id: str) -> dict[str, Any]:
-    return _set_status(uow, account_id, "active", "suspended", None)
+    """Suspended by staff: only a reinstatement lifts it (a deposit covering a debt does not)."""
+    return _set_status(uow, account_id, "active", "suspended", "staff")
 
 
 def reinstate_account(uow: UnitOfWork, account_id: str) -> dict[str, Any]:

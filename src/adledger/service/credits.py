@@ -120,7 +120,15 @@ def list_credits(
     return paginate(uow, query, lots.c.id, limit, starting_after, lot_view)
 
 
-def close_lot(uow: UnitOfWork, lot: Any, kind: ledger.Kind, status: LotStatus, why: str) -> None:
+def close_lot(
+    uow: UnitOfWork,
+    lot: Any,
+    kind: ledger.Kind,
+    status: LotStatus,
+    why: str,
+    *,
+    refs: dict[str, Any] | None = None,
+) -> None:
     """Take a lot's remainder out of circulation (expiry, void, forfeit, clawback).
 
     The caller holds the lock of the lot's account.
@@ -136,7 +144,7 @@ def close_lot(uow: UnitOfWork, lot: Any, kind: ledger.Kind, status: LotStatus, w
                     currency=account.currency,
                     created_at=uow.now,
                     txn=ledger.lot_closing(kind, lot.id, lot.remaining, why),
-                    refs={"lot_id": lot.id},
+                    refs={"lot_id": lot.id, **(refs or {})},
                 )
             ],
         )

@@ -1,5 +1,8 @@
 """The expiry run: credit lots past their `expires_at` lose their remainder to breakage.
 
+The same run lapses "spend X get Y" and deposit-bonus redemptions whose window has ended
+without earning their reward, and releases what they reserved of their promotion's budget.
+
 One run finds the due lots through the partial index on active lots' `expires_at` (so its work
 grows with the lots that are due, not with every lot ever granted), locks their accounts in id
 order, re-reads the lots under the lock (spend or a void may have closed them meanwhile) and
@@ -19,6 +22,7 @@ from adledger.domain import ledger
 from adledger.domain.errors import AsOfInFuture
 from adledger.domain.ids import new_ids
 from adledger.domain.lots import LotStatus
+from adledger.service import promotions
 from adledger.service.uow import UnitOfWork
 from adledger.storage.postings import Posting, post
 from adledger.storage.tables import lots
@@ -32,6 +36,7 @@ _ACTIVE: ColumnClause[str] = literal_column(f"'{LotStatus.ACTIVE.value}'")
 class ExpiryResult(TypedDict):
     expired_lots: int
     expired_amounts: dict[str, int]
+    lapsed_redemptions: int
 
 
 def run_expiry(uow: UnitOfWork, as_of: datetime | None = None) -> ExpiryResult:
@@ -42,8 +47,11 @@ def run_expiry(uow: UnitOfWork, as_of: datetime | None = None) -> ExpiryResult:
             f"as_of {_stamp(cutoff)} is after now ({_stamp(uow.now)}); "
             "credit can only expire up to the present"
         )
-    due_accounts = sorted(set(uow.conn.execute(due_lots_query(cutoff)).scalars()))
-    count = 0
+    due_accounts = sorted(
+        set(uow.conn.execute(due_lots_query(cutoff)).scalars())
+        | promotions.due_redemption_accounts(uow, cutoff)
+    )
+    count = lapsed = 0
     amounts: dict[str, int] = defaultdict(int)
     # Steps go through the accounts in ascending id order, so locks are taken in id order.
     for start in range(0, len(due_accounts), _ACCOUNTS_PER_STEP):
@@ -51,7 +59,12 @@ def run_expiry(uow: UnitOfWork, as_of: datetime | None = None) -> ExpiryResult:
         for currency, amount, n in _expire_step(uow, step, cutoff):
             count += n
             amounts[currency] += amount
-    return {"expired_lots": count, "expired_amounts": dict(sorted(amounts.items()))}
+        lapsed += promotions.lapse_due(uow, step, cutoff)
+    return {
+        "expired_lots": count,
+        "expired_amounts": dict(sorted(amounts.items())),
+        "lapsed_redemptions": lapsed,
+    }
 
 
 def due_lots_query(cutoff: datetime) -> Select[str]:

@@ -231,7 +231,8 @@ def _act(
     """Move a refund one step, under its account's lock.
 
     Raises `RefundNotFound` (missing, or outside `business_id`), `InvalidRefundTransition` (the
-    lifecycle does not allow it from the current status) and `SelfApproval`.
+    lifecycle does not allow it from the current status), `SelfApproval`, and
+    `AccountNotInGoodStanding` for an approval or payout while the account is in debt.
     """
     found = uow.conn.execute(
         select(refunds.c.account_id, accounts.c.business_id)
@@ -246,6 +247,15 @@ def _act(
     new = next_status(
         refund.status, action, actor_key=actor_key_id, requester_key=refund.requested_by
     )
+    if new in (RefundStatus.APPROVED, RefundStatus.PAID) and account.debt > 0:
+        # A reversed deposit left the account owing money: paying cash out now would pay the
+        # advertiser twice. Reject (or fail) the refund instead.
+        owed = format_money(account.debt, account.currency)
+        raise AccountNotInGoodStanding(
+            f"account {account.id} owes {owed} after a reversed deposit; "
+            "this refund can't be approved or paid",
+            debt=account.debt,
+        )
     values: dict[str, Any] = {"status": new.value}
     if action in (RefundAction.APPROVE, RefundAction.REJECT, RefundAction.CANCEL):
         values |= {"decided_at": uow.now, "decided_by": actor_key_id, "decision_reason": reason}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import bindparam, select, update
 from adledger.domain import ledger
 from adledger.domain.ids import new_ids
 from adledger.domain.lots import Funding, LotBalance, apply_funding, fund
+from adledger.service import promotions
 from adledger.service.uow import UnitOfWork
 from adledger.storage.postings import Posting, post
 from adledger.storage.tables import accounts, entries, lots, to_us, transactions
@@ -155,6 +157,15 @@ def _apply(
     lot_index = {lot.id: lot for ls in lots_by_account.values() for lot in ls}
     txn_ids = new_ids("txn", len(to_apply))
     postings: list[Posting] = []
+    thresholds = promotions.ThresholdTracker(uow, touched)
+
+    def granted(account_id: str) -> Callable[[LotBalance], None]:
+        def add(lot: LotBalance) -> None:  # a reward lot funds the rest of the batch too
+            lots_by_account[account_id].append(lot)
+            lot_index[lot.id] = lot
+
+        return add
+
     for txn_id, i in zip(txn_ids, to_apply, strict=True):
         ev = events[i]
         funding = fund(
@@ -182,6 +193,10 @@ def _apply(
             )
         )
         results[i] = _applied(ev.event_id, funding)
+        thresholds.count(
+            account_rows[ev.account_id], ev.occurred_at, funding.cash_used, granted(ev.account_id)
+        )
+    thresholds.finish()
     post(uow.conn, postings)
     used = [{"l_id": lot.id} for lot in lot_index.values() if lot.remaining == 0]
     if used:

@@ -21,7 +21,15 @@ from adledger.domain.ledger import Book
 from adledger.domain.lots import LotStatus
 from adledger.domain.refunds import HOLDING
 from adledger.service.uow import UnitOfWork
-from adledger.storage.tables import accounts, entries, lots, refunds, transactions
+from adledger.storage.tables import (
+    accounts,
+    entries,
+    lots,
+    promotions,
+    redemptions,
+    refunds,
+    transactions,
+)
 
 MAX_LISTED = 100
 
@@ -304,6 +312,51 @@ def _held_matches_refunds(conn: Connection, limit: int) -> Iterator[str]:
         )
 
 
+def _promotion_counters(conn: Connection, limit: int) -> Iterator[str]:
+    """Each promotion's counters agree with its redemptions and the credit it granted."""
+    r = redemptions.c
+    counted = (
+        select(
+            r.promotion_id,
+            func.count().label("n"),
+            func.coalesce(func.sum(r.reserved), 0).label("reserved"),
+        )
+        .group_by(r.promotion_id)
+        .subquery()
+    )
+    granted = (
+        select(lot.promotion_id, func.sum(lot.original).label("granted"))
+        .where(lot.promotion_id.is_not(None))
+        .group_by(lot.promotion_id)
+        .subquery()
+    )
+    p = promotions.c
+    n = func.coalesce(counted.c.n, 0)
+    committed = func.coalesce(counted.c.reserved, 0) + func.coalesce(granted.c.granted, 0)
+    wrong = (
+        select(
+            p.id,
+            p.redemptions_count,
+            n.label("n"),
+            p.budget_committed,
+            committed.label("committed"),
+        )
+        .outerjoin(counted, counted.c.promotion_id == p.id)
+        .outerjoin(granted, granted.c.promotion_id == p.id)
+        .where(or_(p.redemptions_count != n, p.budget_committed != committed))
+        .order_by(p.id)
+        .limit(limit)
+    )
+    for promotion_id, count, real_n, budget_committed, real_committed in conn.execute(wrong):
+        if count != real_n:
+            yield f"promotion {promotion_id}: redemptions_count is {count} but it has {real_n}"
+        if budget_committed != real_committed:
+            yield (
+                f"promotion {promotion_id}: budget_committed is {budget_committed} but its lots "
+                f"and reservations come to {real_committed}"
+            )
+
+
 CHECKS: tuple[Check, ...] = (
     Check(
         "transactions_balanced",
@@ -346,6 +399,11 @@ CHECKS: tuple[Check, ...] = (
         "held_matches_refunds",
         "cash_held equals the account's pending and approved refunds",
         _held_matches_refunds,
+    ),
+    Check(
+        "promotion_counters",
+        "promotions' redemption counts and committed budget match their redemptions and lots",
+        _promotion_counters,
     ),
 )
 

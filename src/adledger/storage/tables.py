@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Dialect,
@@ -93,6 +94,9 @@ accounts = Table(
     Column("cash_held", Money, nullable=False, server_default=text("0")),
     Column("debt", Money, nullable=False, server_default=text("0")),
     Column("last_spend_at", UtcTimestamp, nullable=True),
+    # Why a suspended account is suspended: "debt" (a reversed deposit; lifted by the deposit
+    # that covers it) or "staff" (lifted only by a reinstatement).
+    Column("suspended_reason", String(16), nullable=True),
     CheckConstraint("cash_available >= 0", name="cash_available_not_negative"),
     CheckConstraint("cash_held >= 0", name="cash_held_not_negative"),
     CheckConstraint("debt >= 0", name="debt_not_negative"),
@@ -224,4 +228,95 @@ idempotency_keys = Table(
     Column("response_body", Text, nullable=True),
     Column("created_at", UtcTimestamp, nullable=False),
     Column("locked_until", UtcTimestamp, nullable=True),
+)
+
+promotions = Table(
+    "promotions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reward_amount", Money, nullable=True),
+    Column("reward_percent", Integer, nullable=True),
+    Column("reward_max_amount", Money, nullable=True),
+    Column("credit_valid_days", Integer, nullable=False),
+    Column("starts_at", UtcTimestamp, nullable=False),
+    Column("ends_at", UtcTimestamp, nullable=False),
+    Column("max_redemptions", BigInteger, nullable=True),
+    Column("budget", Money, nullable=True),
+    Column("threshold", Money, nullable=True),
+    Column("window_days", Integer, nullable=False),
+    Column("min_deposit", Money, nullable=True),
+    Column("new_accounts_only", Boolean, nullable=False),
+    Column("new_account_days", Integer, nullable=False),
+    Column("once_per_business", Boolean, nullable=False),
+    Column("created_at", UtcTimestamp, nullable=False),
+    Column("ended_early_at", UtcTimestamp, nullable=True),
+    # Kept under the promotion's row lock by every redemption, grant and lapse:
+    Column("redemptions_count", BigInteger, nullable=False, server_default=text("0")),
+    Column("budget_committed", Money, nullable=False, server_default=text("0")),
+    CheckConstraint("kind IN ('coupon', 'spend_threshold', 'deposit_bonus')", name="kind_known"),
+    CheckConstraint(
+        "max_redemptions IS NULL OR redemptions_count <= max_redemptions",
+        name="redemptions_within_max",
+    ),
+    CheckConstraint("budget IS NULL OR budget_committed <= budget", name="committed_within_budget"),
+    CheckConstraint("budget_committed >= 0", name="committed_not_negative"),
+)
+
+promotion_codes = Table(
+    "promotion_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("promotion_id", ID, ForeignKey("promotions.id"), nullable=False, index=True),
+    Column("created_at", UtcTimestamp, nullable=False),
+    Column("redeemed_at", UtcTimestamp, nullable=True),
+    Column("redemption_id", ID, nullable=True),
+)
+
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("promotion_id", ID, ForeignKey("promotions.id"), nullable=False),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("business_id", ID, nullable=True),
+    # The business when the promotion is once per business, else NULL: the unique index below
+    # then backs "one redemption per business" in the database itself.
+    Column("once_key", ID, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcTimestamp, nullable=False),
+    # The end of the redemption's window (`window_days` after it): an earning redemption
+    # lapses then, and the report counts the cash spent inside it.
+    Column("window_ends_at", UtcTimestamp, nullable=False),
+    Column("progress", Money, nullable=False, server_default=text("0")),
+    Column("reserved", Money, nullable=False, server_default=text("0")),
+    Column("lot_id", ID, nullable=True),
+    Column("deposit_id", ID, nullable=True),
+    Column("closed_at", UtcTimestamp, nullable=True),
+    CheckConstraint("status IN ('granted', 'earning', 'lapsed')", name="status_known"),
+    CheckConstraint("reserved >= 0 AND progress >= 0", name="amounts_not_negative"),
+    Index("uq_redemptions_promotion_account", "promotion_id", "account_id", unique=True),
+    Index("uq_redemptions_promotion_once", "promotion_id", "once_key", unique=True),
+    Index("ix_redemptions_account_status", "account_id", "status"),
+    Index(
+        "ix_redemptions_earning_window",
+        "window_ends_at",
+        sqlite_where=text("status = 'earning'"),
+        postgresql_where=text("status = 'earning'"),
+    ),
+)
+
+redemption_attempts = Table(
+    "redemption_attempts",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    # The business (or, for an account without one, the account) that tried.
+    Column("who", ID, nullable=False),
+    Column("attempted_at", UtcTimestamp, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Index("ix_redemption_attempts_who_at", "who", "attempted_at"),
 )

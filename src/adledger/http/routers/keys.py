@@ -48,6 +48,8 @@ class RevokedKeyOut(Input):
     response_model=KeyOut,
     responses=problems(404, 422),
     summary="Create an API key (the key is shown only in this response)",
+    description="Only a hash of the key is stored. A repeat with the same Idempotency-Key makes "
+    "no second key and gets 409 `response_shown_once`: the key itself is never stored.",
 )
 def create_key(
     body: KeyIn,
@@ -55,7 +57,16 @@ def create_key(
     db: Database = Depends(get_db),
     who: Principal = Depends(require()),
 ) -> Response:
-    return respond(request, db, who, keys.create_key, body=body, status=201, **body.model_dump())
+    return respond(
+        request,
+        db,
+        who,
+        keys.create_key,
+        body=body,
+        status=201,
+        shown_once=True,
+        **body.model_dump(),
+    )
 
 
 @router.delete(

@@ -82,8 +82,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create (shown once) and revoke.", no_args_is_help=True)
+promotions_app = typer.Typer(
+    help="Promotions: create, list, make codes, report.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(promotions_app, name="promotions")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -236,6 +240,7 @@ def demo(
         f"export API={shlex.quote(url.rstrip('/'))} ACCOUNT={info.account_id}\n"
         f"export ADMIN_KEY={info.admin_key} FINANCE_KEY={info.finance_key}\n"
         f"export INGEST_KEY={info.ingest_key} ADVERTISER_KEY={info.advertiser_key}"
+        + (f"\nexport CODE={info.coupon_code}" if info.coupon_code else "")
     )
     if env:
         typer.echo(exports)
@@ -312,6 +317,10 @@ def expire(
     count = result["expired_lots"]
     lots = "lot" if count == 1 else "lots"
     _out().print(f"Expired {count} {lots}" + (f": {total}" if total else "."), markup=False)
+    lapsed = result["lapsed_redemptions"]
+    if lapsed:
+        word = "redemption" if lapsed == 1 else "redemptions"
+        _out().print(f"Lapsed {lapsed} {word} whose window ended unearned.", markup=False)
 
 
 @app.command()
@@ -404,6 +413,190 @@ def verify(ctx: typer.Context, database_url: DatabaseUrl = None) -> None:
         )
     err.print(f"{len(violations)} violation(s): the ledger does not verify.", markup=False)
     raise typer.Exit(1)
+
+
+# --- promotions ---------------------------------------------------------------------------------
+
+MinorUnits = "in the currency's minor units (5000 = $50.00)"
+
+
+@promotions_app.command("create")
+def promotions_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="What advertisers and finance call it.")],
+    kind: Annotated[str, typer.Option(help="coupon, spend_threshold or deposit_bonus.")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 code; only such accounts redeem.")],
+    ends_at: Annotated[str, typer.Option(help="Codes redeem until this RFC 3339 time.")],
+    credit_valid_days: Annotated[
+        int, typer.Option(help="Each granted lot expires this many days after it is granted.")
+    ],
+    reward: Annotated[int | None, typer.Option(help=f"The credit granted, {MinorUnits}.")] = None,
+    percent: Annotated[
+        int | None, typer.Option(help="deposit_bonus: a whole % of the deposit (with --max).")
+    ] = None,
+    max_amount: Annotated[
+        int | None, typer.Option("--max", help=f"With --percent: the most granted, {MinorUnits}.")
+    ] = None,
+    starts_at: Annotated[
+        str | None, typer.Option(help="Codes redeem from this RFC 3339 time. Default: now.")
+    ] = None,
+    threshold: Annotated[
+        int | None, typer.Option(help=f"spend_threshold: cash spend that earns it, {MinorUnits}.")
+    ] = None,
+    min_deposit: Annotated[
+        int | None, typer.Option(help=f"deposit_bonus: the smallest deposit, {MinorUnits}.")
+    ] = None,
+    window_days: Annotated[
+        int, typer.Option(help="Days after redeeming for the spend or deposit to come.")
+    ] = 60,
+    max_redemptions: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+    budget: Annotated[
+        int | None, typer.Option(help=f"At most this much credit in all, {MinorUnits}.")
+    ] = None,
+    new_accounts_only: Annotated[
+        bool, typer.Option(help="Only young accounts that have not spent yet.")
+    ] = False,
+    new_account_days: Annotated[int, typer.Option(help="How young, with the above.")] = 30,
+    once_per_business: Annotated[
+        bool, typer.Option(help="One redemption per business, whichever account redeems.")
+    ] = True,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a promotion; its id is printed alone on the last line."""
+    from adledger.service import promotions
+
+    with _database(ctx, database_url) as db:
+        made = db.run(
+            promotions.create_promotion,
+            name=name,
+            kind=kind,
+            currency=currency,
+            reward={"amount": reward, "percent": percent, "max_amount": max_amount},
+            credit_valid_days=credit_valid_days,
+            starts_at=_parse_time(starts_at) if starts_at else db.clock.now(),
+            ends_at=_parse_time(ends_at),
+            max_redemptions=max_redemptions,
+            budget=budget,
+            eligibility={
+                "new_accounts_only": new_accounts_only,
+                "new_account_days": new_account_days,
+                "once_per_business": once_per_business,
+            },
+            threshold=threshold,
+            window_days=window_days,
+            min_deposit=min_deposit,
+        )
+    _out().print(
+        f"Created {made['kind']} promotion {made['name']!r}, {made['status']} from "
+        f"{_when(made['starts_at'])} to {_when(made['ends_at'])}.",
+        markup=False,
+    )
+    typer.echo(made["id"])
+
+
+def _reward_text(promo: dict[str, Any]) -> str:
+    reward, cur = promo["reward"], promo["currency"]
+    if reward.get("amount") is not None:
+        text = format_money(reward["amount"], cur)
+    else:
+        text = f"{reward['percent']}% up to {format_money(reward['max_amount'], cur)}"
+    if promo["kind"] == "spend_threshold":
+        text += f" for {format_money(promo['threshold'], cur)} of spend"
+    elif promo["kind"] == "deposit_bonus":
+        text += f" on a deposit of {format_money(promo['min_deposit'], cur)}+"
+    return text
+
+
+@promotions_app.command("list")
+def promotions_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option(help="scheduled, active or ended (as of now).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List promotions, newest first."""
+    from adledger.service import promotions
+
+    with _database(ctx, database_url) as db:
+        page = db.read(promotions.list_promotions, status=status, limit=500)
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("promotion", "name", "kind", "status", "reward", "redeemed", "ends"):
+        table.add_column(column, no_wrap=column in ("promotion", "kind", "ends"))
+    for p in page["data"]:
+        cap = f"/{p['max_redemptions']}" if p["max_redemptions"] else ""
+        table.add_row(
+            p["id"],
+            p["name"],
+            p["kind"],
+            p["status"],
+            _reward_text(p),
+            f"{p['redemptions']}{cap}",
+            _when(p["ends_at"]),
+        )
+    _out().print(table)
+
+
+@promotions_app.command("codes")
+def promotions_codes(
+    ctx: typer.Context,
+    promotion: Annotated[str, typer.Argument(help="The promotion's id (promo_…).")],
+    count: Annotated[int, typer.Option(help="How many codes, 1–10,000.")] = 1,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make single-use codes and print them, one a line on stdout. They are shown only now."""
+    from adledger.service import promotions
+
+    with _database(ctx, database_url) as db:
+        made = db.run(promotions.create_codes, promotion, count=count)
+    _err().print(
+        f"{len(made['codes'])} code(s) for {promotion}; store them now, they are not kept.",
+        markup=False,
+    )
+    typer.echo("\n".join(made["codes"]))
+
+
+@promotions_app.command("report")
+def promotions_report(
+    ctx: typer.Context,
+    promotion: Annotated[str, typer.Argument(help="The promotion's id (promo_…).")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """What a promotion granted, what became of the credit, and the cash it brought."""
+    from adledger.service import promotions
+
+    with _database(ctx, database_url) as db:
+        rep = db.read(promotions.report, promotion)
+        promo = db.read(promotions.get_promotion, promotion)
+    cur = rep["currency"]
+    out = _out()
+    out.print(f"{promo['name']} ({promotion}), {promo['kind']}, {promo['status']}", markup=False)
+    counts = rep["redemptions"]
+    out.print(
+        f"Redemptions: {counts['granted']} granted, {counts['earning']} earning, "
+        f"{counts['lapsed']} lapsed",
+        markup=False,
+    )
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("credit")
+    table.add_column("amount", justify="right", no_wrap=True)
+    for label, field in (
+        ("Granted", "credit_granted"),
+        ("Used on ads", "credit_used"),
+        ("Outstanding", "credit_outstanding"),
+        ("Expired unspent (breakage)", "credit_expired"),
+        ("Voided", "credit_voided"),
+        ("Clawed back", "credit_clawed_back"),
+        ("Forfeited", "credit_forfeited"),
+        ("Cash spent by redeemers in their windows", "cash_spend_in_windows"),
+    ):
+        table.add_row(label, format_money(rep[field], cur))
+    if rep["budget"] is not None:
+        table.add_row(
+            "Budget committed / budget",
+            (f"{format_money(rep['budget_committed'], cur)} / {format_money(rep['budget'], cur)}"),
+        )
+    out.print(table)
 
 
 def main() -> None:

@@ -3,11 +3,14 @@
 `seed_demo(db)` makes, in one transaction, a business "Demo Ads Co" with a USD ad account whose
 history reads like a few days of real use: two deposits, three credit lots with different expiries
 (one runs out within a week, one is scoped to a campaign, one is far out), spend paid partly by
-credit and partly by cash, and a pending refund. The history is dated in the days before the
-clock's "now", each step at its own instant, and is written in one transaction: all or nothing.
+credit and partly by cash, a pending refund, and two promotions: a "spend $100, get $25"
+offer the account redeemed before its spend (so it shows progress), and a $20 coupon. The
+history is dated in the days before the clock's "now", each step at its own instant, and is
+written in one transaction: all or nothing.
 
 Run again on the same database, it seeds nothing: it finds the business by name and only mints
-fresh API keys, because keys are shown once and `make run` runs the demo before every `serve`.
+fresh API keys and a fresh coupon code, because both are shown once and `make run` runs the
+demo before every `serve`.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from adledger.service import accounts, credits, deposits, keys, refunds, spend
+from adledger.service import accounts, credits, deposits, keys, promotions, refunds, spend
 from adledger.service.uow import Database, UnitOfWork
 from adledger.storage.tables import businesses
+from adledger.storage.tables import promotions as promotions_table
 
 BUSINESS_NAME = "Demo Ads Co"
 ACCOUNT_NAME = "Demo Ads Co — main account"
 CURRENCY = "USD"
 CAMPAIGN = "cmp_spring_sale"
+COUPON_NAME = "Demo: $20 welcome coupon"
+OFFER_NAME = "Demo: spend $100, get $25"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,7 @@ class DemoInfo:
     finance_key: str
     ingest_key: str
     advertiser_key: str
+    coupon_code: str | None = None
     refund_id: str | None = None
 
 
@@ -85,8 +92,18 @@ def _with_keys(
         made = keys.create_key(uow, role=role, name=f"demo {role}", business_id=business)
         return str(made["key"])
 
+    coupon = uow.conn.execute(
+        select(promotions_table.c.id)
+        .where(promotions_table.c.name == COUPON_NAME)
+        .order_by(promotions_table.c.id)
+        .limit(1)
+    ).scalar()
+    code = None
+    if coupon is not None and promotions.get_promotion(uow, coupon)["status"] == "active":
+        code = promotions.create_codes(uow, coupon, count=1)["codes"][0]
     return DemoInfo(
         business_id=business_id,
+        coupon_code=code,
         account_id=account_id,
         currency=CURRENCY,
         seeded=seeded,
@@ -137,6 +154,28 @@ def _seed(uow: UnitOfWork) -> DemoInfo:
         campaign_id=CAMPAIGN,
         reason="Spring sale launch credit",
     )
+
+    # The platform runs two promotions. The advertiser redeems "spend $100, get $25" at once:
+    # the cash-funded spend that follows counts toward it.
+    def promotion(name: str, kind: str, reward: int, threshold: int | None = None) -> str:
+        made = promotions.create_promotion(
+            at(start),
+            name=name,
+            kind=kind,
+            currency=CURRENCY,
+            reward={"amount": reward},
+            credit_valid_days=30,
+            starts_at=start,
+            ends_at=now + timedelta(days=90),
+            max_redemptions=10_000,
+            threshold=threshold,
+        )
+        return str(made["id"])
+
+    offer = promotion(OFFER_NAME, "spend_threshold", 2_500, threshold=10_000)
+    promotion(COUPON_NAME, "coupon", 2_000)
+    [code] = promotions.create_codes(at(start), offer, count=1)["codes"]
+    promotions.redeem(at(start + timedelta(minutes=10)), acct, code=code)
 
     # Before any spend, the advertiser asks for $100 of its prepaid funds back (a refund waits
     # out a quiet period after spend, so it comes first); finance has not decided yet.

@@ -20,7 +20,7 @@ from adledger.config import Settings
 from adledger.demo import BUSINESS_NAME, seed_demo
 from adledger.domain import errors
 from adledger.http.app import create_app
-from adledger.service import balance, verify
+from adledger.service import balance, promotions, verify
 from adledger.service.uow import Database
 from adledger.storage.tables import accounts, businesses, deposits, lots, refunds
 from factories import grant, make_account
@@ -270,6 +270,7 @@ def test_demo_env_prints_only_export_lines(tmp_path):
         "FINANCE_KEY",
         "INGEST_KEY",
         "ADVERTISER_KEY",
+        "CODE",
     }
 
 
@@ -284,8 +285,58 @@ def test_the_demo_tells_a_consistent_story(db, clock):
     assert expiries[0] <= timedelta(days=7) and expiries[-1] >= timedelta(days=300)
     assert any(lot["campaign_id"] for lot in bal["credit"]["lots"])
     assert bal["refundable"] == 60_500  # the spend was a day ago: past the quiet period
+    # "Spend $100, get $25" was redeemed before the spend: its $45 of cash spend counts.
+    [offer] = db.read(promotions.list_redemptions, info.account_id)["data"]
+    assert (offer["status"], offer["progress"], offer["threshold"]) == ("earning", 4_500, 10_000)
     assert db.read(verify.verify_ledger) == []
-    assert seed_demo(db).account_id == info.account_id
+    again = seed_demo(db)
+    assert again.account_id == info.account_id and again.coupon_code != info.coupon_code
+    coupon = db.run(promotions.redeem, info.account_id, code=again.coupon_code)
+    assert coupon["status"] == "granted"
+
+
+# --- promotions --------------------------------------------------------------------------------
+
+
+@sqlite_only
+def test_promotions_create_prints_the_id_last_and_codes_print_one_a_line(database_url, cli_db):
+    made = run(
+        database_url,
+        *("promotions", "create", "--name", "Welcome", "--kind", "coupon", "--currency", "USD"),
+        *("--reward", "5000", "--credit-valid-days", "30", "--ends-at", "2099-01-01T00:00:00Z"),
+    )
+    assert made.exit_code == 0, made.output
+    promo = last_line(made)
+    assert promo.startswith("promo_")
+    codes = run(database_url, "promotions", "codes", promo, "--count", "3")
+    assert codes.exit_code == 0, codes.output
+    printed = codes.stdout.split()
+    assert len(printed) == 3 and len(set(printed)) == 3
+    acct = make_account(cli_db)
+    assert cli_db.run(promotions.redeem, acct["id"], code=printed[0])["status"] == "granted"
+    listed = run(database_url, "promotions", "list")
+    assert promo in listed.stdout and "1" in listed.stdout and "$50.00" in listed.stdout
+    report = run(database_url, "promotions", "report", promo)
+    assert report.exit_code == 0, report.output
+    assert "1 granted" in report.stdout and "$50.00" in report.stdout
+
+
+@sqlite_only
+def test_promotions_create_refuses_incoherent_terms_with_exit_2(database_url):
+    result = run(
+        database_url,
+        *("promotions", "create", "--name", "X", "--kind", "spend_threshold"),
+        *("--currency", "USD", "--reward", "500", "--credit-valid-days", "30"),
+        *("--ends-at", "2099-01-01T00:00:00Z"),
+    )
+    assert result.exit_code == 2
+    assert "validation_error" in result.stderr and "threshold" in result.stderr
+
+
+@sqlite_only
+def test_promotion_codes_for_an_unknown_promotion_exit_3(database_url):
+    result = run(database_url, "promotions", "codes", "promo_nope")
+    assert result.exit_code == 3 and "promotion_not_found" in result.stderr
 
 
 # --- balance, expire, verify ----------------------------------------------------------------------

@@ -61,6 +61,11 @@ class Kind(StrEnum):
     REFUND_RELEASE = "refund_release"
     REFUND_PAYOUT = "refund_payout"
     DEPOSIT_REVERSAL = "deposit_reversal"
+    LAPSE = "lapse"
+
+
+# Kinds of record that belong in an account's history but move no value: they have no legs.
+MEMO_KINDS = frozenset({Kind.LAPSE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,8 @@ class Transaction:
     description: str
 
     def __post_init__(self) -> None:
+        if self.kind in MEMO_KINDS:
+            raise UnbalancedTransaction(f"{self.kind} moves no value: it is a Memo")
         legs = [leg for leg in self.legs if leg.amount != 0]
         if len(legs) < 2:
             raise UnbalancedTransaction(f"{self.kind} needs at least two non-zero legs")
@@ -101,6 +108,27 @@ class Transaction:
         """The lot this transaction touched, when it touched exactly one."""
         lots = {leg.lot_id for leg in self.legs if leg.lot_id}
         return lots.pop() if len(lots) == 1 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Memo:
+    """A record in an account's history that moves no value (a promotion lapsing): no legs."""
+
+    kind: Kind
+    description: str
+    legs: tuple[Leg, ...] = ()
+    cash_delta: int = 0
+    credit_delta: int = 0
+    lot_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in MEMO_KINDS or self.legs:
+            raise UnbalancedTransaction(f"{self.kind} is not a memo: it needs balanced legs")
+
+
+def lapse(promotion_name: str, deadline_text: str, progress_text: str | None) -> Memo:
+    why = f"Promotion {promotion_name!r} lapsed unearned: its window ended {deadline_text}"
+    return Memo(Kind.LAPSE, why + (f" ({progress_text})" if progress_text else ""))
 
 
 def deposit(amount: int, tax: int, reference: str, *, debt: int = 0) -> Transaction:

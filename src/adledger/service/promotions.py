@@ -39,9 +39,9 @@ from adledger.domain.errors import (
     PromotionNotFound,
     RateLimited,
 )
-from adledger.domain.ids import new_id
+from adledger.domain.ids import new_id, new_ids
 from adledger.domain.lots import LotBalance
-from adledger.domain.money import check_currency
+from adledger.domain.money import check_currency, format_money
 from adledger.domain.promotions import (
     FAILED_ATTEMPTS_LIMIT,
     FAILED_ATTEMPTS_WINDOW,
@@ -64,6 +64,7 @@ from adledger.service.accounts import load_account, lock_account
 from adledger.service.credits import grant_credit
 from adledger.service.pagination import Page, paginate
 from adledger.service.uow import UnitOfWork
+from adledger.storage.postings import Posting, post
 from adledger.storage.tables import (
     accounts,
     entries,
@@ -509,34 +510,48 @@ def list_redemptions(
 # --- earning: spend and deposits ----------------------------------------------------------------
 
 
-def _earning(uow: UnitOfWork, account_ids: Iterable[str], kind: PromotionKind) -> list[Any]:
+_EARNING_COLUMNS = (
+    R.id,
+    R.account_id,
+    R.promotion_id,
+    R.created_at,
+    R.window_ends_at,
+    R.progress,
+    R.reserved,
+    P.name,
+    P.kind,
+    P.currency,
+    P.threshold,
+    P.reward_amount,
+    P.reward_percent,
+    P.reward_max_amount,
+    P.credit_valid_days,
+    P.min_deposit,
+)
+
+
+def _earning(
+    uow: UnitOfWork,
+    account_ids: Iterable[str],
+    kind: PromotionKind | None = None,
+    *,
+    due_by: datetime | None = None,
+) -> list[Any]:
+    """The earning redemptions of the accounts (of one kind; or only those due by a time)."""
     ids = sorted(set(account_ids))
-    columns = (
-        R.id,
-        R.account_id,
-        R.promotion_id,
-        R.created_at,
-        R.window_ends_at,
-        R.progress,
-        R.reserved,
-        P.name,
-        P.kind,
-        P.threshold,
-        P.reward_amount,
-        P.reward_percent,
-        P.reward_max_amount,
-        P.credit_valid_days,
-        P.min_deposit,
-    )
     found: list[Any] = []
     for start in range(0, len(ids), 1000):
-        found += uow.conn.execute(
-            select(*columns)
+        query = (
+            select(*_EARNING_COLUMNS)
             .join(promotions, P.id == R.promotion_id)
             .where(R.account_id.in_(ids[start : start + 1000]), R.status == _EARNING)
-            .where(P.kind == kind.value)
             .order_by(R.id)
-        ).all()
+        )
+        if kind is not None:
+            query = query.where(P.kind == kind.value)
+        if due_by is not None:
+            query = query.where(R.window_ends_at <= due_by)
+        found += uow.conn.execute(query).all()
     return found
 
 
@@ -639,7 +654,8 @@ def on_deposit(uow: UnitOfWork, account: Any, deposit_id: str, amount: int) -> N
 
 
 def _lapse(uow: UnitOfWork, rows: Sequence[Any]) -> None:
-    """Lapse earning redemptions (their accounts are locked) and release their reservations."""
+    """Lapse earning redemptions (their accounts are locked), release their reservations, and
+    note each lapse in its account's history (a `lapse` memo: it moves no value)."""
     if not rows:
         return
     uow.conn.execute(
@@ -647,6 +663,23 @@ def _lapse(uow: UnitOfWork, rows: Sequence[Any]) -> None:
         .where(R.id.in_([r.id for r in rows]), R.status == _EARNING)
         .values(status=RedemptionStatus.LAPSED.value, reserved=0, closed_at=uow.now)
     )
+    memos = []
+    for r, txn_id in zip(rows, new_ids("txn", len(rows)), strict=True):
+        progress = None
+        if r.kind == PromotionKind.SPEND_THRESHOLD:
+            counted = format_money(min(r.progress, r.threshold), r.currency)
+            progress = f"{counted} of {format_money(r.threshold, r.currency)} spent"
+        ended = r.window_ends_at.strftime("%Y-%m-%d %H:%M UTC")
+        memos.append(
+            Posting(
+                id=txn_id,
+                account_id=r.account_id,
+                currency=r.currency,
+                created_at=uow.now,
+                txn=ledger.lapse(r.name, ended, progress),
+            )
+        )
+    post(uow.conn, memos)
     release: dict[str, int] = defaultdict(int)
     for r in rows:
         release[r.promotion_id] += r.reserved
@@ -667,11 +700,7 @@ def due_redemption_accounts(uow: UnitOfWork, cutoff: datetime) -> set[str]:
 
 def lapse_due(uow: UnitOfWork, account_ids: Sequence[str], cutoff: datetime) -> int:
     """Lapse the locked accounts' earning redemptions whose window ended by `cutoff`."""
-    rows = uow.conn.execute(
-        select(R.id, R.promotion_id, R.reserved).where(
-            R.account_id.in_(account_ids), R.status == _EARNING, R.window_ends_at <= cutoff
-        )
-    ).all()
+    rows = _earning(uow, account_ids, due_by=cutoff)
     _lapse(uow, rows)
     return len(rows)
 

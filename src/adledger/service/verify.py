@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, func, or_, select
 
-from adledger.domain.ledger import Book
+from adledger.domain.ledger import MEMO_KINDS, Book
 from adledger.domain.lots import LotStatus
 from adledger.domain.refunds import HOLDING
 from adledger.service.uow import UnitOfWork
@@ -81,14 +81,23 @@ def _transactions_balanced(conn: Connection, limit: int) -> Iterator[str]:
             yield f"transaction {txn_id}: its {_plural(n, 'entry')} sum to {total}, not 0"
         else:
             yield f"transaction {txn_id} has {_plural(n, 'entry')}; it needs at least 2"
+    memo = sorted(k.value for k in MEMO_KINDS)
     empty = (
         select(t.id)
-        .where(~select(e.id).where(e.txn_id == t.id).exists())
+        .where(~select(e.id).where(e.txn_id == t.id).exists(), t.kind.not_in(memo))
         .order_by(t.id)
         .limit(limit)
     )
     for (txn_id,) in conn.execute(empty):
         yield f"transaction {txn_id} has no entries"
+    moving_memos = (
+        select(t.id, t.kind)
+        .where(select(e.id).where(e.txn_id == t.id).exists(), t.kind.in_(memo))
+        .order_by(t.id)
+        .limit(limit)
+    )
+    for txn_id, kind in conn.execute(moving_memos):
+        yield f"transaction {txn_id} is a {kind}, which moves no value, but it has entries"
 
 
 def _entries_belong(conn: Connection, limit: int) -> Iterator[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, update
 
-from adledger.domain.ledger import Book, Transaction
+from adledger.domain.ledger import Book, Memo, Transaction
 from adledger.storage.tables import accounts, entries, lots, to_us, transactions
 
 
@@ -27,7 +27,7 @@ class Posting:
     account_id: str
     currency: str
     created_at: datetime
-    txn: Transaction
+    txn: Transaction | Memo
     refs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,7 +104,8 @@ def post(conn: Connection, postings: list[Posting]) -> None:
                 assert leg.lot_id is not None
                 lot_deltas[leg.lot_id] += leg.amount
     conn.execute(transactions.insert(), txn_rows)
-    conn.execute(entries.insert(), entry_rows)
+    if entry_rows:
+        conn.execute(entries.insert(), entry_rows)
     account_params = [
         {"a_id": a, "d_cash": d[0], "d_held": d[1], "d_debt": d[2]}
         for a, d in sorted(account_deltas.items())

@@ -175,6 +175,10 @@ class PromotionTerms:
             if self.min_deposit is None:
                 raise InvalidInput("a deposit_bonus promotion needs `min_deposit`")
             check_amount(self.min_deposit)
+            if reward.for_deposit(self.min_deposit) == 0:
+                raise InvalidInput(
+                    "reward.percent of min_deposit rounds down to nothing; raise min_deposit"
+                )
         elif self.min_deposit is not None:
             raise InvalidInput("`min_deposit` belongs to deposit_bonus promotions only")
         return self
@@ -186,9 +190,10 @@ def is_open(starts_at: datetime, ends_at: datetime, now: datetime) -> bool:
 
 
 def promotion_status(starts_at: datetime, ends_at: datetime, now: datetime) -> str:
-    if now < starts_at:
-        return "scheduled"
-    return "active" if now < ends_at else "ended"
+    """`ended` once `ends_at` has passed (ending a scheduled promotion early ends it too)."""
+    if now >= ends_at:
+        return "ended"
+    return "scheduled" if now < starts_at else "active"
 
 
 # --- redeeming ----------------------------------------------------------------------------------
@@ -232,7 +237,7 @@ def redemption_refusal(
     """
     terms = promo.terms
     if not is_open(terms.starts_at, terms.ends_at, now):
-        when = "has not started" if now < terms.starts_at else "has ended"
+        when = "has ended" if now >= terms.ends_at else "has not started"
         return PromotionNotActive(f"this promotion {when}")
     if account_redeemed:
         return AlreadyRedeemed("this account has already redeemed this promotion")

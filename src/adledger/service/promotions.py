@@ -259,7 +259,7 @@ def list_promotions(
     query = select(promotions)
     now = uow.now
     if status == "scheduled":
-        query = query.where(P.starts_at > now)
+        query = query.where(P.starts_at > now, P.ends_at > now)
     elif status == "active":
         query = query.where(P.starts_at <= now, P.ends_at > now)
     elif status == "ended":
@@ -274,9 +274,10 @@ def end_promotion(uow: UnitOfWork, promotion_id: str) -> dict[str, Any]:
     row = _load(uow, promotion_id, lock=True)
     if row.ends_at <= uow.now:
         raise PromotionAlreadyEnded(f"promotion {promotion_id} ended at {row.ends_at.isoformat()}")
-    ends = max(uow.now, row.starts_at)
     uow.conn.execute(
-        update(promotions).where(P.id == promotion_id).values(ends_at=ends, ended_early_at=uow.now)
+        update(promotions)
+        .where(P.id == promotion_id)
+        .values(ends_at=uow.now, ended_early_at=uow.now)
     )
     return get_promotion(uow, promotion_id)
 
@@ -638,6 +639,8 @@ def on_deposit(uow: UnitOfWork, account: Any, deposit_id: str, amount: int) -> N
         if r.window_ends_at <= uow.now or amount < r.min_deposit:
             continue
         reward = Reward(r.reward_amount, r.reward_percent, r.reward_max_amount)
+        if reward.for_deposit(amount) == 0:  # refused at creation; never a zero lot
+            continue
         _grant(
             uow,
             account,
@@ -760,7 +763,7 @@ def report(uow: UnitOfWork, promotion_id: str) -> dict[str, Any]:
         "budget_committed": promo.budget_committed,
         "credit_granted": flow(ledger.Kind.CREDIT_GRANT),
         "credit_used": flow(ledger.Kind.SPEND),
-        "credit_outstanding": outstanding,
+        "credit_outstanding": int(outstanding),
         "credit_expired": flow(ledger.Kind.EXPIRY),
         "credit_voided": flow(ledger.Kind.VOID),
         "credit_clawed_back": flow(ledger.Kind.CLAWBACK),

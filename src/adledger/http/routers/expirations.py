@@ -27,6 +27,10 @@ class ExpiryRunOut(BaseModel):
     expired_amounts: dict[str, int] = Field(
         description="Credit lost to breakage, in minor units, by currency", examples=[{"USD": 500}]
     )
+    lapsed_redemptions: int = Field(
+        description="Earning redemptions (spend X get Y, deposit bonus) whose window ended "
+        "unearned, lapsed by this run"
+    )
 
 
 @router.post(

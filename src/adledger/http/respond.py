@@ -50,7 +50,6 @@ def respond(
     *args: Any,
     body: BaseModel | None = None,
     status: int = 200,
-    on_refusal: Callable[[UnitOfWork, AdledgerError], None] | None = None,
     shown_once: bool = False,
     **kwargs: Any,
 ) -> Response:
@@ -59,22 +58,13 @@ def respond(
     With an `Idempotency-Key` header, the first response (success or refusal) is stored with the
     work, atomically, and given again for a repeat of the same request.
 
-    `on_refusal(uow, error)` runs in a unit of work of its own when the use case refuses (its own
-    was rolled back): the place to record what must outlive a refusal, such as a failed attempt.
-    A refusal replayed from an idempotency key is not a new refusal and does not call it.
-
     `shown_once`: the response carries secrets that must never be stored (a new API key,
     promotion codes). With an Idempotency-Key the work still happens once, but what is stored in
     place of the response is a 409 `response_shown_once` problem, which a repeat gets.
     """
     key = request.headers.get("idempotency-key")
     if key is None:
-        try:
-            return json_response(db.run(fn, *args, **kwargs), status)
-        except AdledgerError as exc:
-            if on_refusal is not None:
-                db.run(on_refusal, exc)
-            raise
+        return json_response(db.run(fn, *args, **kwargs), status)
 
     idempotency.check_key(key)
     scope = principal.key_id
@@ -103,13 +93,7 @@ def respond(
         text = db.run(work)
     except AdledgerError as exc:
         refusal = error_response(exc)
-
-        def refused(uow: UnitOfWork, error: AdledgerError = exc) -> None:
-            if on_refusal is not None:
-                on_refusal(uow, error)
-            idempotency.complete(uow, scope, key, refusal.status_code, bytes(refusal.body).decode())
-
-        db.run(refused)
+        db.run(idempotency.complete, scope, key, refusal.status_code, bytes(refusal.body).decode())
         return refusal
     except BaseException:
         db.run(idempotency.release, scope, key)

@@ -13,10 +13,10 @@ Locking, so no race can exceed `max_redemptions` or `budget`, reuse a code or re
 redemption reserves the most it could ever be granted, a grant settles the reservation, a lapse
 releases it.
 
-Failed attempts (every `RedemptionRefused`) are recorded per business — outside the refused
-unit of work, by `record_failed_attempt` — and a business with 10 in the last hour is refused
-with `too_many_attempts` before its code is even looked at. The count lives in the database, so
-it holds across every `serve` worker.
+Failed attempts (every `RedemptionRefused`) are recorded per business, in the very transaction
+that checked the count, under the business's row lock; a business with 10 in the last hour is
+refused with `too_many_attempts` before its code is even looked at. The count lives in the
+database, so it holds across every `serve` worker, and no two attempts can read the same count.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from adledger.domain.errors import (
     PromotionAlreadyEnded,
     PromotionNotFound,
     RateLimited,
+    RedemptionRefused,
 )
 from adledger.domain.ids import new_id, new_ids
 from adledger.domain.lots import LotBalance
@@ -63,10 +64,10 @@ from adledger.domain.promotions import (
 from adledger.service.accounts import load_account, lock_account
 from adledger.service.credits import grant_credit
 from adledger.service.pagination import Page, paginate
-from adledger.service.uow import UnitOfWork
+from adledger.service.uow import KeepWrites, UnitOfWork
 from adledger.storage.postings import Posting, post
 from adledger.storage.tables import (
-    accounts,
+    businesses,
     entries,
     lots,
     promotion_codes,
@@ -327,16 +328,13 @@ def _check_attempts(uow: UnitOfWork, who: str) -> None:
         )
 
 
-def record_failed_attempt(uow: UnitOfWork, account_id: str, outcome: str) -> None:
-    """Count a refused redemption against the account's business (its own unit of work)."""
-    account = uow.conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
-    if account is None:
-        return
-    uow.conn.execute(
-        redemption_attempts.insert().values(
-            who=attempt_scope(account), attempted_at=uow.now, outcome=outcome
+def _lock_attempts(uow: UnitOfWork, account: Any) -> None:
+    """Serialise the redemption attempts of one business (the account's own lock serves an
+    account without one), so the failed-attempt count a redemption checks is never stale."""
+    if account.business_id is not None and not uow.sqlite:
+        uow.conn.execute(
+            select(businesses.c.id).where(businesses.c.id == account.business_id).with_for_update()
         )
-    )
 
 
 def redeem(
@@ -347,12 +345,31 @@ def redeem(
     Raises `AccountNotFound` (or outside `business_id`), `AccountClosed`, `RateLimited`
     (`too_many_attempts`), then the refusals in the order of `domain.promotions`:
     `CodeInvalid`, `CodeUsed`, `PromotionNotActive`, `AlreadyRedeemed`, `NotEligible`,
-    `PromotionExhausted`.
+    `PromotionExhausted`. A refusal is recorded as a failed attempt of the business in the same
+    transaction that checked the count, under the business's lock (it is raised through
+    `KeepWrites`, so that record is committed while everything else is rolled back).
     """
     account = lock_account(uow, account_id, business_id=business_id)
     if account.status == "closed":
         raise AccountClosed(f"account {account_id} is closed and redeems no codes")
-    _check_attempts(uow, attempt_scope(account))
+    _lock_attempts(uow, account)
+    who = attempt_scope(account)
+    _check_attempts(uow, who)
+    attempt = uow.conn.begin_nested()
+    try:
+        result = _redeem(uow, account, code)
+    except RedemptionRefused as refusal:
+        attempt.rollback()
+        uow.conn.execute(
+            redemption_attempts.insert().values(who=who, attempted_at=uow.now, outcome=refusal.code)
+        )
+        raise KeepWrites(refusal) from None
+    attempt.commit()
+    return result
+
+
+def _redeem(uow: UnitOfWork, account: Any, code: str) -> dict[str, Any]:
+    """The redemption itself, once the account and the attempt count have been checked."""
     digest = code_digest(code)
     found = uow.conn.execute(
         select(promotion_codes.c.promotion_id).where(promotion_codes.c.code_hash == digest)

@@ -1,9 +1,10 @@
 """The unit of work: one database transaction, its instant, and the settings.
 
 `Database.run(fn, ...)` opens a transaction, calls `fn(uow, ...)`, commits if it returns and rolls
-back if it raises. Lock conflicts that a retry resolves (PostgreSQL deadlocks and serialization
-failures, a unique-key race, SQLite's busy lock) run `fn` again on a fresh transaction. Services
-never commit; routes and commands never query.
+back if it raises (a use case that must keep a trace of a refusal raises `KeepWrites`: its
+writes are committed, then the refusal is raised). Lock conflicts that a retry resolves
+(PostgreSQL deadlocks and serialization failures, a unique-key race, SQLite's busy lock) run `fn`
+again on a fresh transaction. Services never commit; routes and commands never query.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from adledger.clock import Clock, SystemClock
 from adledger.config import Settings
+from adledger.domain.errors import AdledgerError
 from adledger.storage.engine import READ_ONLY, is_sqlite, make_engine
 from adledger.storage.tables import accounts
 
@@ -59,6 +61,16 @@ class RetryableConflict(Exception):
     """Raised by a service when it saw a race that a fresh transaction will resolve."""
 
 
+class KeepWrites(Exception):
+    """Raised by a use case to commit what its unit of work wrote and *then* refuse with
+    `error`: for a refusal that must leave a trace (a failed redemption attempt), written in the
+    same transaction that decided it, so no concurrent request can miss it."""
+
+    def __init__(self, error: AdledgerError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryableConflict):
         return True
@@ -95,11 +107,17 @@ class Database:
         attempts = 12
         for attempt in range(attempts):
             try:
+                kept: AdledgerError | None = None
                 with self.engine.connect() as conn, conn.begin():
                     uow = UnitOfWork(conn, self.clock.now(), self.settings, self.sqlite)
-                    result = fn(uow, *args, **kwargs)
+                    try:
+                        result = fn(uow, *args, **kwargs)
+                    except KeepWrites as keep:
+                        kept = keep.error
                 for callback in uow.after_commit:
                     callback()
+                if kept is not None:
+                    raise kept
                 return result
             except (DBAPIError, RetryableConflict) as exc:
                 if attempt == attempts - 1 or not _retryable(exc):

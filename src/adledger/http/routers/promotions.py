@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from adledger.domain.errors import AdledgerError, RedemptionRefused
 from adledger.domain.promotions import CODE_LENGTH, MAX_DAYS
 from adledger.http.deps import READERS, STAFF, get_db, require
 from adledger.http.respond import read, respond
@@ -27,7 +26,7 @@ from adledger.http.schemas import (
 from adledger.service import promotions
 from adledger.service.keys import Principal
 from adledger.service.promotions import MAX_CODES_PER_CALL
-from adledger.service.uow import Database, UnitOfWork
+from adledger.service.uow import Database
 
 router = APIRouter(prefix="/v1", tags=["promotions"])
 
@@ -286,14 +285,6 @@ def promotion_report(
     return read(db, promotions.report, promotion_id)
 
 
-def _count_failure(account_id: str) -> Any:
-    def record(uow: UnitOfWork, exc: AdledgerError) -> None:
-        if isinstance(exc, RedemptionRefused):
-            promotions.record_failed_attempt(uow, account_id, exc.code)
-
-    return record
-
-
 @router.post(
     "/accounts/{account_id}/redemptions",
     status_code=201,
@@ -322,7 +313,6 @@ def redeem(
         status=201,
         code=body.code,
         business_id=who.scope,
-        on_refusal=_count_failure(account_id),
     )
 
 

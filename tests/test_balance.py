@@ -90,7 +90,7 @@ def test_a_new_account_has_nothing_to_spend_and_is_depleted(api):
         "account_id": acct["id"],
         "currency": "USD",
         "as_of": "2026-12-01T12:00:00Z",
-        "cash": {"available": 0, "held": 0},
+        "cash": {"available": 0, "held": 0, "debt": 0},
         "credit": {"available": 0, "lots": []},
         "spendable": 0,
         "refundable": 0,
@@ -108,7 +108,7 @@ def test_the_balance_shows_cash_and_the_credit_usable_now(api, clock):
         api.db, acct["id"], amount=1_000, effective_at=clock.now() + timedelta(days=1), days=20
     )
     bal = balance(advertiser, acct["id"])
-    assert bal["cash"] == {"available": 12_000, "held": 0}
+    assert bal["cash"] == {"available": 12_000, "held": 0, "debt": 0}
     assert bal["credit"]["available"] == 5_000  # the future lot is not usable yet
     assert [lot["id"] for lot in bal["credit"]["lots"]] == [soon["id"], future["id"], later["id"]]
     assert bal["credit"]["lots"][0] == json.loads(dumps(soon))
@@ -150,7 +150,7 @@ def test_held_refunds_are_shown_and_not_refundable_again(api):
         r = advertiser.post(f"/v1/accounts/{acct['id']}/refunds", json={"amount": amount})
         assert r.status_code == 201
     bal = balance(advertiser, acct["id"])
-    assert bal["cash"] == {"available": 6_000, "held": 4_000}
+    assert bal["cash"] == {"available": 6_000, "held": 4_000, "debt": 0}
     assert (bal["spendable"], bal["refundable"]) == (6_000, 6_000)
     assert "$40.00 is held for 2 refunds in progress" in bal["explanation"]
 

@@ -278,7 +278,7 @@ def test_the_demo_tells_a_consistent_story(db, clock):
     info = seed_demo(db)
     bal = db.read(balance.get_balance, info.account_id)
     # $750 deposited, $45 of spend paid by cash, $100 held for the pending refund.
-    assert bal["cash"] == {"available": 60_500, "held": 10_000}
+    assert bal["cash"] == {"available": 60_500, "held": 10_000, "debt": 0}
     # $150 campaign credit with $60 used, a $25 welcome coupon, $200 goodwill.
     assert bal["credit"]["available"] == 31_500
     expiries = sorted(lot["expires_at"] - clock.now() for lot in bal["credit"]["lots"])

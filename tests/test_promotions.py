@@ -1479,7 +1479,7 @@ def test_a_reversed_deposit_takes_its_amount_and_tax_back(api, clock):
         "chargeback",
     )
     assert api.finance.get(f"/v1/deposits/{dep['id']}").json()["reversed_at"] == iso(clock.now())
-    assert balance(api, acct)["cash"] == {"available": 3_000, "held": 0}
+    assert balance(api, acct)["cash"] == {"available": 3_000, "held": 0, "debt": 0}
     assert book_sum(api, acct, Book.TAX) == 0
     row = account_row(api, acct)
     assert (row.debt, row.status) == (0, "active")

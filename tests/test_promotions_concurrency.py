@@ -564,7 +564,11 @@ def _race_a_reversal(api: Api) -> dict[str, Any]:
     else:
         assert after.status == "active"
     balance = api.finance.get(f"/v1/accounts/{acct['id']}/balance").json()
-    assert balance["cash"] == {"available": after.cash_available, "held": after.cash_held}
+    assert balance["cash"] == {
+        "available": after.cash_available,
+        "held": after.cash_held,
+        "debt": after.debt,
+    }
 
     def reversed_deposits(uow: Any) -> set[str]:
         query = select(deposits.c.id).where(

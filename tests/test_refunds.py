@@ -149,7 +149,7 @@ def test_a_refund_holds_the_cash_at_once(api):
         "completed_at": None,
     }
     bal = balance(api, acct["id"])
-    assert bal["cash"] == {"available": 6_000, "held": 4_000}
+    assert bal["cash"] == {"available": 6_000, "held": 4_000, "debt": 0}
     assert bal["refundable"] == 6_000
     assert kinds(api.db, refund["id"]) == ["refund_hold"]
     assert api.finance.get(f"/v1/refunds/{refund['id']}").json() == refund
@@ -161,7 +161,7 @@ def test_held_cash_cannot_be_spent(api):
     result = spend(api, acct["id"], 5_000)
     assert (result["cash_used"], result["unfunded"]) == (2_000, 3_000)
     bal = balance(api, acct["id"])
-    assert bal["cash"] == {"available": 0, "held": 8_000}
+    assert bal["cash"] == {"available": 0, "held": 8_000, "debt": 0}
     assert bal["depleted"] is True
 
 
@@ -169,7 +169,7 @@ def test_finance_and_admin_may_request_a_refund_too(api):
     acct, _ = funded(api, cash=10_000)
     assert requested(api.finance, acct["id"], 1_000)["requested_by"] == api.finance.key_id
     assert requested(api.admin, acct["id"], 1_000)["requested_by"] == api.admin.key_id
-    assert balance(api, acct["id"])["cash"] == {"available": 8_000, "held": 2_000}
+    assert balance(api, acct["id"])["cash"] == {"available": 8_000, "held": 2_000, "debt": 0}
 
 
 def test_the_whole_available_cash_can_be_refunded_but_not_a_cent_more(api):
@@ -186,7 +186,7 @@ def test_credit_is_never_refunded(api):
     acct, advertiser = funded(api, cash=1_000)
     grant(api.db, acct["id"], amount=50_000)
     assert_problem(ask(advertiser, acct["id"], 2_000), 409, "insufficient_refundable_funds")
-    assert balance(api, acct["id"])["cash"] == {"available": 1_000, "held": 0}
+    assert balance(api, acct["id"])["cash"] == {"available": 1_000, "held": 0, "debt": 0}
 
 
 def test_a_refund_is_refused_within_the_quiet_period_after_spend(api, clock):
@@ -269,7 +269,7 @@ def test_a_malformed_refund_request_is_refused_with_422(api, body):
     acct, advertiser = funded(api, cash=10_000)
     r = advertiser.post(f"/v1/accounts/{acct['id']}/refunds", json=body)
     assert_problem(r, 422, "validation_error")
-    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0}
+    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0, "debt": 0}
 
 
 def test_a_refund_for_an_unknown_account_is_404(api):
@@ -364,7 +364,7 @@ def test_an_approved_refund_is_paid_out_when_settled(api, clock):
     assert r.json()["completed_at"] == "2026-12-03T12:00:00Z"
     assert r.json()["decided_by"] == api.finance.key_id
     bal = balance(api, acct["id"])
-    assert bal["cash"] == {"available": 6_000, "held": 0}
+    assert bal["cash"] == {"available": 6_000, "held": 0, "debt": 0}
     assert bal["depleted"] is False
     assert kinds(api.db, refund["id"]) == ["refund_hold", "refund_payout"]
     sums = ledger_sums(api.db, acct["id"])
@@ -378,7 +378,7 @@ def test_a_rejected_refund_gives_the_cash_back(api):
     r = api.finance.post(f"/v1/refunds/{refund['id']}/reject", json={"reason": "fraud check"})
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["decision_reason"]) == ("rejected", "fraud check")
-    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0}
+    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0, "debt": 0}
     assert kinds(api.db, refund["id"]) == ["refund_hold", "refund_release"]
 
 
@@ -389,7 +389,7 @@ def test_the_requesting_business_may_cancel_a_pending_refund(api):
     r = colleague.post(f"/v1/refunds/{refund['id']}/cancel", json={"reason": "changed my mind"})
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["decided_by"]) == ("canceled", colleague.key_id)
-    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0}
+    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0, "debt": 0}
 
 
 def test_staff_may_cancel_a_pending_refund(api):
@@ -405,7 +405,7 @@ def test_a_failed_payout_gives_the_cash_back(api):
     r = api.finance.post(f"/v1/refunds/{refund['id']}/fail", json={"reason": "card expired"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "failed"
-    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0}
+    assert balance(api, acct["id"])["cash"] == {"available": 10_000, "held": 0, "debt": 0}
     assert kinds(api.db, refund["id"]) == ["refund_hold", "refund_release"]
 
 
@@ -450,7 +450,7 @@ def test_a_repeated_request_with_the_same_idempotency_key_holds_once(api):
     )
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
-    assert balance(api, acct["id"])["cash"] == {"available": 7_000, "held": 3_000}
+    assert balance(api, acct["id"])["cash"] == {"available": 7_000, "held": 3_000, "debt": 0}
     other = advertiser.post(
         f"/v1/accounts/{acct['id']}/refunds", json={"amount": 2_000}, headers=headers
     )
@@ -538,7 +538,7 @@ def test_a_paid_refund_closes_the_account_and_forfeits_its_credit_when_configure
             assert r.json()["status"] == "paid"
             assert api.finance.get(f"/v1/accounts/{acct['id']}").json()["status"] == "closed"
             bal = balance(api, acct["id"])
-            assert bal["cash"] == {"available": 0, "held": 0}
+            assert bal["cash"] == {"available": 0, "held": 0, "debt": 0}
             assert bal["credit"] == {"available": 0, "lots": []}
             assert "closed" in bal["explanation"]
             closed = [_lot(closing, lot["id"]) for lot in lots_granted]

@@ -123,7 +123,11 @@ def get_balance(
         "account_id": account.id,
         "currency": account.currency,
         "as_of": facts.as_of,
-        "cash": {"available": facts.cash_available, "held": facts.cash_held},
+        "cash": {
+            "available": facts.cash_available,
+            "held": facts.cash_held,
+            "debt": facts.debt,
+        },
         "credit": {
             "available": facts.credit_available,
             "lots": [lot_view(lot) for lot in active],

@@ -22,6 +22,9 @@ router = APIRouter(prefix="/v1", tags=["balance"])
 class CashOut(BaseModel):
     available: int = Field(description="Prepaid funds that can pay for ads (minor units)")
     held: int = Field(description="Prepaid funds held for pending or approved refunds")
+    debt: int = Field(
+        description="What the advertiser owes after a reversed deposit; a deposit pays it first"
+    )
 
 
 class BalanceLot(BaseModel):

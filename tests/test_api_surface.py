@@ -377,11 +377,6 @@ def test_a_wrong_method_is_a_405_problem(api, method, path):
     assert snapshot(api.db) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 405 carries no Allow header (RFC 9110 §15.5.6: the server MUST send one); "
-    "problems._http drops the HTTPException's headers",
-)
 def test_a_405_names_the_allowed_methods(api):
     r = api.admin.delete("/v1/accounts")
     assert r.status_code == 405

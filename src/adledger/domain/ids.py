@@ -38,6 +38,12 @@ def new_ids(prefix: str, count: int) -> list[str]:
     return [f"{prefix}_{_encode(base + i + 1)}" for i in range(count)]
 
 
+def is_id(text: str, prefix: str) -> bool:
+    """Whether `text` has the shape of an id made by `new_id(prefix)`."""
+    head, sep, body = text.partition("_")
+    return head == prefix and sep == "_" and len(body) == 26 and all(c in _ALPHABET for c in body)
+
+
 def new_id(prefix: str) -> str:
     """One fresh id with `prefix`, e.g. `new_id("acct")` → `"acct_01J…"`."""
     return new_ids(prefix, 1)[0]

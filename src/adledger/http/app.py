@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adledger import __version__
 from adledger.clock import Clock
@@ -48,25 +49,38 @@ adledger is the billing ledger of an ad platform. It keeps an advertiser's **pre
 
 
 class BodySizeLimit:
-    """Refuse request bodies over the limit with 413 before reading them."""
+    """Refuse request bodies over the limit with 413: at once when `Content-Length` says so, and
+    as soon as the bytes read pass the limit when it doesn't (a chunked body)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = problems.problem(
-                        413,
-                        "request_too_large",
-                        "Request body too large",
-                        f"request bodies are limited to {self.max_bytes} bytes",
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"request bodies are limited to {self.max_bytes} bytes"
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                response = problems.problem(
+                    413, "request_too_large", "Request body too large", detail
+                )
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised while the route reads its body, before any response has begun.
+                    raise StarletteHTTPException(413, detail)
+            return message
+
+        await self.app(scope, limited, send)
 
 
 class ExpirySweeper:

@@ -11,9 +11,20 @@ from typing import Any, TypedDict
 from sqlalchemy import ColumnElement, Select
 
 from adledger.domain.errors import InvalidInput
+from adledger.domain.ids import is_id
 from adledger.service.uow import UnitOfWork
 
 MAX_LIMIT = 500
+# The id prefix of each listed table: a cursor must be an id of the kind the list is of.
+PREFIXES = {
+    "accounts": "acct",
+    "lots": "lot",
+    "deposits": "dep",
+    "transactions": "txn",
+    "refunds": "rf",
+    "promotions": "promo",
+    "redemptions": "red",
+}
 
 
 class Page(TypedDict):
@@ -37,7 +48,13 @@ def paginate(
     view: Callable[[Any], Any],
 ) -> Page:
     check_limit(limit)
-    if starting_after:
+    if starting_after is not None:
+        prefix = PREFIXES[id_column.table.name]
+        if not is_id(starting_after, prefix):
+            raise InvalidInput(
+                f"starting_after must be the `next_cursor` of an earlier page (a {prefix}_… id)",
+                code="invalid_cursor",
+            )
         query = query.where(id_column < starting_after)
     rows = uow.conn.execute(query.order_by(id_column.desc()).limit(limit + 1)).all()
     more = len(rows) > limit

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adledger import __version__
 from adledger.clock import Clock
 from adledger.config import Settings
-from adledger.http import problems
+from adledger.http import openapi, problems
 from adledger.http.routers import (
     accounts,
     balance,
@@ -34,17 +34,50 @@ from adledger.storage.migrate import upgrade
 
 log = logging.getLogger("adledger")
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 adledger is the billing ledger of an ad platform. It keeps an advertiser's **prepaid funds**
-(their own money: spendable, and refundable after approval) apart from **promotional ad credit**
-(granted by the platform: spent first, expires lot by lot, never withdrawn or refunded).
+("cash": their own money, spendable, and refundable after approval) apart from **promotional ad
+credit** ("credit": granted by the platform, spent first, expires lot by lot, never withdrawn,
+refunded or turned into cash). Spend beyond what an account holds is written off as
+overdelivery, never owed. Every movement is an immutable double-entry transaction.
 
-* Amounts are JSON integers in the currency's minor units (cents for USD, yen for JPY).
-* Times are RFC 3339 with an explicit offset; they come back in UTC.
-* Errors are `application/problem+json` with a stable `code`.
-* Every POST takes an optional `Idempotency-Key` header: the same key and body give the first
-  response again.
-* Authenticate with `Authorization: Bearer <api key>`.
+## Roles
+
+Authenticate with `Authorization: Bearer <api key>`. Each operation lists the roles that may
+call it (also as `x-roles`).
+
+{openapi.role_table()}
+
+No key, or an unknown or revoked one → 401. A key whose role may not call an operation → 403.
+An advertiser key asking for another business's object → 404, as if it did not exist. A refund
+can never be approved with the key that requested it (403 `self_approval_forbidden`).
+
+## Conventions
+
+* **Money**: amounts are JSON integers in the minor units of the account's currency (cents for
+  USD, yen for JPY, fils for KWD), `0 < amount ≤ 10^15`. A float, string, boolean or NaN → 422.
+  Each account has exactly one ISO 4217 currency.
+* **Time**: RFC 3339 with an explicit offset (`2026-12-01T12:00:00Z`); returned in UTC. A time
+  without an offset, a date or a Unix timestamp → 422.
+* **Ids**: opaque strings made by the server, with a type prefix: `acct_`, `biz_`, `lot_`,
+  `txn_`, `dep_`, `rf_`, `promo_`, `red_`, `key_`.
+* **Errors**: `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail` and
+  a stable snake_case `code` to branch on (below); a `validation_error` lists what is wrong in
+  `errors`. Request bodies refuse unknown fields.
+* **Idempotency**: every POST (and `DELETE /v1/api-keys/{{key_id}}`) takes an optional
+  `Idempotency-Key` header, scoped to the calling API key. The same key and request → the
+  first response again (status and body). The same key with another request → 422
+  `idempotency_key_reused`; while the first is still running → 409 `idempotency_key_in_use`.
+* **Pagination**: lists take `?limit=` (1–500, default 50) and `?starting_after=<cursor>` and
+  answer `{{"data": [...], "has_more": bool, "next_cursor": str | null}}`, newest first. Pass
+  `next_cursor` as `starting_after` for the next page.
+* **Compatibility**: responses may gain new fields; ignore the ones you don't know.
+
+## Error codes
+
+{openapi.error_code_table()}
+
+Spend results carry their own rejection codes: see `SpendResult.code`.
 """
 
 
@@ -138,7 +171,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=openapi.operation_id,
     )
+    openapi.install(app)
     app.state.db = database
     problems.install(app)
     for module in (

@@ -32,7 +32,11 @@ def get_principal(
 
 
 def require(*roles: str) -> Callable[..., Principal]:
-    """A dependency that admits the given roles (admin is always admitted)."""
+    """A dependency that admits the given roles (admin is always admitted).
+
+    The roles are kept on the dependency as `roles` (in the order given, admin last), which the
+    OpenAPI document reads to say who may call each operation (`http.openapi`).
+    """
     allowed = frozenset(roles) | {"admin"}
 
     def dependency(principal: Principal = Depends(get_principal)) -> Principal:
@@ -40,6 +44,7 @@ def require(*roles: str) -> Callable[..., Principal]:
             raise Forbidden(f"a {principal.role} key may not do this")
         return principal
 
+    dependency.roles = tuple(dict.fromkeys((*roles, "admin")))  # type: ignore[attr-defined]
     return dependency
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection
 
 from adledger.domain.ledger import Book, Memo, Transaction
 from adledger.storage.tables import accounts, entries, lots, to_us, transactions
@@ -31,21 +31,6 @@ class Posting:
     refs: dict[str, Any] = field(default_factory=dict)
 
 
-_ACCOUNT_DELTA = (
-    update(accounts)
-    .where(accounts.c.id == bindparam("a_id"))
-    .values(
-        cash_available=accounts.c.cash_available + bindparam("d_cash"),
-        cash_held=accounts.c.cash_held + bindparam("d_held"),
-        debt=accounts.c.debt - bindparam("d_debt"),
-    )
-)
-_LOT_DELTA = (
-    update(lots)
-    .where(lots.c.id == bindparam("l_id"))
-    .values(remaining=lots.c.remaining + bindparam("d_remaining"))
-)
-
 _REF_COLUMNS = (
     "lot_id",
     "event_id",
@@ -55,64 +40,97 @@ _REF_COLUMNS = (
     "refund_id",
     "deposit_id",
 )
+_TXN_COLUMNS = (
+    "id",
+    "account_id",
+    "kind",
+    "currency",
+    "created_at",
+    "cash_delta",
+    "credit_delta",
+    "description",
+    *_REF_COLUMNS,
+)
+_ENTRY_COLUMNS = ("txn_id", "account_id", "lot_id", "book", "amount")
+
+
+def _statements(conn: Connection) -> dict[str, str]:
+    """The four statements of `post`, in the driver's own SQL: rows go to `executemany` as plain
+    tuples, with no per-row work by SQLAlchemy (this is the spend hot path)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+    def insert(table: str, columns: tuple[str, ...]) -> str:
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(mark for _ in columns)})"
+        )
+
+    return {
+        "transactions": insert(transactions.name, _TXN_COLUMNS),
+        "entries": insert(entries.name, _ENTRY_COLUMNS),
+        "accounts": (
+            f"UPDATE {accounts.name} SET cash_available = cash_available + {mark}, "
+            f"cash_held = cash_held + {mark}, debt = debt - {mark} WHERE id = {mark}"
+        ),
+        "lots": f"UPDATE {lots.name} SET remaining = remaining + {mark} WHERE id = {mark}",
+    }
+
+
+_CASH, _HELD, _DEBT, _CREDIT = Book.CASH, Book.HELD, Book.DEBT, Book.CREDIT
 
 
 def post(conn: Connection, postings: list[Posting]) -> None:
     """Write `postings` and apply their legs to the stored balances, in batched statements."""
     if not postings:
         return
-    txn_rows = []
-    entry_rows = []
+    sql = _statements(conn)
+    txn_rows: list[tuple[Any, ...]] = []
+    entry_rows: list[tuple[Any, ...]] = []
     account_deltas: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     lot_deltas: dict[str, int] = defaultdict(int)
     for p in postings:
-        txn = p.txn
-        row: dict[str, Any] = {
-            "id": p.id,
-            "account_id": p.account_id,
-            "kind": txn.kind.value,
-            "currency": p.currency,
-            "created_at": to_us(p.created_at),
-            "cash_delta": txn.cash_delta,
-            "credit_delta": txn.credit_delta,
-            "description": txn.description,
-        }
-        for name in _REF_COLUMNS:
-            value = p.refs.get(name)
-            row[name] = to_us(value) if isinstance(value, datetime) else value
-        if row["lot_id"] is None:
-            row["lot_id"] = txn.lot_id
-        txn_rows.append(row)
+        txn, refs = p.txn, p.refs
+        occurred = refs.get("occurred_at")
+        txn_rows.append(
+            (
+                p.id,
+                p.account_id,
+                txn.kind.value,
+                p.currency,
+                to_us(p.created_at),
+                txn.cash_delta,
+                txn.credit_delta,
+                txn.description,
+                refs.get("lot_id") or txn.lot_id,
+                refs.get("event_id"),
+                refs.get("event_hash"),
+                None if occurred is None else to_us(occurred),
+                refs.get("campaign_id"),
+                refs.get("refund_id"),
+                refs.get("deposit_id"),
+            )
+        )
         delta = account_deltas[p.account_id]
         for leg in txn.legs:
-            entry_rows.append(
-                {
-                    "txn_id": p.id,
-                    "account_id": p.account_id,
-                    "lot_id": leg.lot_id,
-                    "book": leg.book.value,
-                    "amount": leg.amount,
-                }
-            )
-            if leg.book is Book.CASH:
+            book = leg.book
+            entry_rows.append((p.id, p.account_id, leg.lot_id, book.value, leg.amount))
+            if book is _CASH:
                 delta[0] += leg.amount
-            elif leg.book is Book.HELD:
+            elif book is _HELD:
                 delta[1] += leg.amount
-            elif leg.book is Book.DEBT:
+            elif book is _DEBT:
                 delta[2] += leg.amount
-            elif leg.book is Book.CREDIT:
+            elif book is _CREDIT:
                 assert leg.lot_id is not None
                 lot_deltas[leg.lot_id] += leg.amount
-    conn.execute(transactions.insert(), txn_rows)
+    conn.exec_driver_sql(sql["transactions"], txn_rows)
     if entry_rows:
-        conn.execute(entries.insert(), entry_rows)
+        conn.exec_driver_sql(sql["entries"], entry_rows)
     account_params = [
-        {"a_id": a, "d_cash": d[0], "d_held": d[1], "d_debt": d[2]}
-        for a, d in sorted(account_deltas.items())
-        if any(d)
+        (d[0], d[1], d[2], account_id) for account_id, d in sorted(account_deltas.items()) if any(d)
     ]
     if account_params:
-        conn.execute(_ACCOUNT_DELTA, account_params)
-    lot_params = [{"l_id": k, "d_remaining": v} for k, v in sorted(lot_deltas.items()) if v]
+        conn.exec_driver_sql(sql["accounts"], account_params)
+    lot_params = [(d, lot_id) for lot_id, d in sorted(lot_deltas.items()) if d]
     if lot_params:
-        conn.execute(_LOT_DELTA, lot_params)
+        conn.exec_driver_sql(sql["lots"], lot_params)

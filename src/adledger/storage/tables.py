@@ -9,7 +9,7 @@ Balances are stored (accounts' cash, held and debt; lots' remaining) and only ev
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -39,7 +39,7 @@ def to_us(value: datetime) -> int:
 
 
 def from_us(value: int) -> datetime:
-    return datetime.fromtimestamp(value // 1_000_000, UTC).replace(microsecond=value % 1_000_000)
+    return EPOCH + timedelta(microseconds=value)
 
 
 class UtcTimestamp(TypeDecorator[datetime]):

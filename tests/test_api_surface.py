@@ -196,6 +196,7 @@ ROLES: dict[tuple[str, str], Op] = {
         READERS, "§3 advertiser: read its transactions"
     ),
     ("GET", "/v1/reports/liabilities"): Op(STAFF, "§3 finance: reports", query={"currency": "USD"}),
+    ("GET", "/v1/audit"): Op(ADMIN_ONLY, "§3 admin: everything (the audit trail is admin only)"),
     # §5 promotions: finance makes and runs them; an advertiser redeems codes.
     ("POST", "/v1/promotions"): Op(
         STAFF,

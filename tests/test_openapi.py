@@ -287,6 +287,7 @@ def test_pages_have_readable_names():
     pages = sorted(name for name in SCHEMAS if "Page" in name)
     assert pages == [
         "AccountPage",
+        "AuditRecordPage",
         "DepositPage",
         "LotPage",
         "PromotionPage",

@@ -239,8 +239,10 @@ def dump(api) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
 
 
 def ledger_state(api) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
-    """Everything but the record of failed attempts: what a refusal must leave unchanged."""
-    return {k: v for k, v in dump(api).items() if k != redemption_attempts.name}
+    """Everything but the records of the attempt (failed attempts, the audit trail): what a
+    refusal must leave unchanged."""
+    kept = {redemption_attempts.name, "audit_log", "audit_head"}
+    return {k: v for k, v in dump(api).items() if k not in kept}
 
 
 def assert_problem(r, status: int, code: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]

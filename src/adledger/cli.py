@@ -10,11 +10,12 @@ stable code: invalid input 2, not found 3, conflict 4, anything else 1.
 
 from __future__ import annotations
 
+import getpass
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -27,7 +28,9 @@ from typer.core import TyperGroup
 from adledger.config import Settings
 from adledger.domain.errors import AdledgerError, Conflict, InvalidInput, InvalidTime, NotFound
 from adledger.domain.money import format_money
-from adledger.service.uow import Database
+from adledger.service.uow import Database, UnitOfWork
+
+T = TypeVar("T")
 
 EXIT_CODES: tuple[tuple[type[AdledgerError], int], ...] = (
     (InvalidInput, 2),
@@ -135,6 +138,41 @@ def _parse_time(text: str) -> datetime:
     return value
 
 
+def _command_line(ctx: typer.Context) -> str:
+    """The command as the audit trail tells it: its path and the options given (no secrets:
+    no command takes one)."""
+    given = [
+        f"--{name.replace('_', '-')}={value}"
+        for name, value in ctx.params.items()
+        if value not in (None, False) and name != "database_url"
+    ]
+    command = ctx.command_path.split(" ", 1)[1:]  # the program's own name varies; say adledger
+    return " ".join(["adledger", *command, *given])
+
+
+def _change(ctx: typer.Context, db: Database, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a state-changing use case and record it in the audit trail, in one transaction."""
+    from adledger.domain.audit import AuditRecord
+    from adledger.domain.ids import new_id
+    from adledger.service import audit
+
+    def change(uow: UnitOfWork) -> T:
+        result = fn(uow, *args, **kwargs)
+        record = AuditRecord(
+            at=uow.now,
+            request_id=new_id("req"),
+            actor=f"cli:{getpass.getuser()}",
+            role=None,
+            method="CLI",
+            path=_command_line(ctx)[:2000],
+            status=0,
+        )
+        audit.append(uow, record)
+        return result
+
+    return db.run(change)
+
+
 # --- serve and db ------------------------------------------------------------------------------
 
 
@@ -187,7 +225,7 @@ def keys_create(
     from adledger.service import keys
 
     with _database(ctx, database_url) as db:
-        made = db.run(keys.create_key, role=role, name=name, business_id=business)
+        made = _change(ctx, db, keys.create_key, role=role, name=name, business_id=business)
     bound = f" for business {made['business_id']}" if made["business_id"] else ""
     _out().print(f"Created {made['role']} key {made['id']} ({made['name']}){bound}.", markup=False)
     _out().print("Store it now: it is shown only this once.", markup=False)
@@ -204,7 +242,7 @@ def keys_revoke(
     from adledger.service import keys
 
     with _database(ctx, database_url) as db:
-        revoked = db.run(keys.revoke_key, key_id)
+        revoked = _change(ctx, db, keys.revoke_key, key_id)
     _out().print(
         f"Revoked {revoked['role']} key {revoked['id']} ({revoked['name']}) "
         f"at {_when(revoked['revoked_at'])}.",
@@ -230,12 +268,12 @@ def demo(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Seed a demo advertiser (once) and print fresh API keys and commands to try."""
-    from adledger.demo import BUSINESS_NAME, seed_demo
+    from adledger.demo import BUSINESS_NAME, seed_or_find
     from adledger.storage.migrate import upgrade
 
     with _database(ctx, database_url) as db:
         upgrade(db.engine)
-        info = seed_demo(db)
+        info = _change(ctx, db, seed_or_find)
     exports = (
         f"export API={shlex.quote(url.rstrip('/'))} ACCOUNT={info.account_id}\n"
         f"export ADMIN_KEY={info.admin_key} FINANCE_KEY={info.finance_key}\n"
@@ -311,7 +349,7 @@ def expire(
 
     when = _parse_time(as_of) if as_of is not None else None
     with _database(ctx, database_url) as db:
-        result = db.run(run_expiry, as_of=when)
+        result = _change(ctx, db, run_expiry, as_of=when)
     amounts = result["expired_amounts"]
     total = ", ".join(format_money(amount, cur) for cur, amount in sorted(amounts.items()))
     count = result["expired_lots"]
@@ -466,7 +504,9 @@ def promotions_create(
     from adledger.service import promotions
 
     with _database(ctx, database_url) as db:
-        made = db.run(
+        made = _change(
+            ctx,
+            db,
             promotions.create_promotion,
             name=name,
             kind=kind,
@@ -548,7 +588,7 @@ def promotions_codes(
     from adledger.service import promotions
 
     with _database(ctx, database_url) as db:
-        made = db.run(promotions.create_codes, promotion, count=count)
+        made = _change(ctx, db, promotions.create_codes, promotion, count=count)
     _err().print(
         f"{len(made['codes'])} code(s) for {promotion}; store them now, they are not kept.",
         markup=False,
@@ -597,6 +637,41 @@ def promotions_report(
             (f"{format_money(rep['budget_committed'], cur)} / {format_money(rep['budget'], cur)}"),
         )
     out.print(table)
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+
+@app.command("audit")
+def audit_trail(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many records, newest first (1–500).")] = 20,
+    actor: Annotated[
+        str | None, typer.Option(help="Only this actor's records (key_… or cli:user).")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show the audit trail: every state-changing request and command, newest first."""
+    from adledger.service import audit
+
+    with _database(ctx, database_url) as db:
+        page = db.read(audit.list_audit, actor=actor, limit=limit)
+    table = Table(box=box.SIMPLE_HEAD)
+    for column in ("#", "at (UTC)", "actor", "role", "request", "status", "code"):
+        table.add_column(column, no_wrap=column != "request", overflow="fold")
+    for r in page["data"]:
+        table.add_row(
+            str(r["seq"]),
+            r["at"].strftime("%Y-%m-%d %H:%M:%S"),
+            r["actor"] or "—",
+            r["role"] or "—",
+            f"{r['method']} {r['path']}",
+            str(r["status"]) if r["status"] else "—",
+            r["code"] or "",
+        )
+    _out().print(table)
+    if page["has_more"]:
+        _out().print("… older records follow; show more with --limit (up to 500).", markup=False)
 
 
 def main() -> None:

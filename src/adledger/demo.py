@@ -51,10 +51,11 @@ class DemoInfo:
 
 def seed_demo(db: Database) -> DemoInfo:
     """Seed the demo if the database does not hold it yet; mint fresh keys either way."""
-    return db.run(_seed_or_find)
+    return db.run(seed_or_find)
 
 
-def _seed_or_find(uow: UnitOfWork) -> DemoInfo:
+def seed_or_find(uow: UnitOfWork) -> DemoInfo:
+    """`seed_demo` in a unit of work the caller owns (the CLI records it in the audit trail)."""
     found = _find_demo(uow)
     if found is not None:
         business_id, account_id = found

@@ -15,8 +15,10 @@ from adledger import __version__
 from adledger.clock import Clock
 from adledger.config import Settings
 from adledger.http import openapi, problems
+from adledger.http.audit import AuditTrail
 from adledger.http.routers import (
     accounts,
+    audit,
     balance,
     credits,
     deposits,
@@ -189,7 +191,9 @@ def create_app(
         expirations,
         transactions,
         reports,
+        audit,
     ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AuditTrail, db=database)  # outermost: it sees every answer, 413s too
     return app

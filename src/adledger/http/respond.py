@@ -15,9 +15,10 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from adledger.domain.errors import AdledgerError, ResponseShownOnce
+from adledger.http.audit import record_for
 from adledger.http.encoding import dumps
 from adledger.http.problems import error_response
-from adledger.service import idempotency
+from adledger.service import audit, idempotency
 from adledger.service.keys import Principal
 from adledger.service.uow import Database, UnitOfWork
 
@@ -61,16 +62,33 @@ def respond(
     `shown_once`: the response carries secrets that must never be stored (a new API key,
     promotion codes). With an Idempotency-Key the work still happens once, but what is stored in
     place of the response is a 409 `response_shown_once` problem, which a repeat gets.
+
+    A change that succeeds is recorded in the audit trail in its own transaction (see
+    `http.audit`); refusals and replays are recorded by the `AuditTrail` middleware.
     """
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+
+    def audited(uow: UnitOfWork) -> None:
+        audit.append(uow, record_for(state, request.scope, at=uow.now, status=status))
+
     key = request.headers.get("idempotency-key")
     if key is None:
-        return json_response(db.run(fn, *args, **kwargs), status)
+
+        def change(uow: UnitOfWork) -> Any:
+            result = fn(uow, *args, **kwargs)
+            audited(uow)
+            return result
+
+        result = db.run(change)
+        state["audited"] = True
+        return json_response(result, status)
 
     idempotency.check_key(key)
     scope = principal.key_id
     fingerprint = _request_hash(request, body)
     stored = db.run(idempotency.claim, scope, key, fingerprint)
     if stored is not None:
+        state["audit_code"] = "replayed"
         return Response(stored.body, status_code=stored.status, media_type=_media(stored.status))
 
     def work(uow: UnitOfWork) -> str:
@@ -87,6 +105,7 @@ def respond(
             )
         else:
             idempotency.complete(uow, scope, key, status, text)
+        audited(uow)
         return text
 
     try:
@@ -98,6 +117,7 @@ def respond(
     except BaseException:
         db.run(idempotency.release, scope, key)
         raise
+    state["audited"] = True
     return Response(text, status_code=status, media_type=JSON)
 
 

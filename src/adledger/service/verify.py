@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, case, func, or_, select
 from adledger.domain.ledger import MEMO_KINDS, Book
 from adledger.domain.lots import LotStatus
 from adledger.domain.refunds import HOLDING
+from adledger.service import audit
 from adledger.service.uow import UnitOfWork
 from adledger.storage.tables import (
     accounts,
@@ -408,6 +409,11 @@ CHECKS: tuple[Check, ...] = (
         "held_matches_refunds",
         "cash_held equals the account's pending and approved refunds",
         _held_matches_refunds,
+    ),
+    Check(
+        "audit_chain",
+        "the audit trail's records follow one another, unaltered and unbroken",
+        audit.chain_breaks,
     ),
     Check(
         "promotion_counters",

@@ -320,3 +320,32 @@ redemption_attempts = Table(
     Column("outcome", String(32), nullable=False),
     Index("ix_redemption_attempts_who_at", "who", "attempted_at"),
 )
+
+# The audit trail (domain/audit.py): append-only (triggers refuse UPDATE and DELETE) and chained;
+# `audit_head` holds the last record's number and hash, and its row lock serialises appends.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UtcTimestamp, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("actor", String(200), nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("method", String(10), nullable=False),
+    Column("path", String(2000), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("code", String(64), nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_actor_seq", "actor", "seq"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    CheckConstraint("id = 1", name="one_row"),
+)

@@ -674,6 +674,8 @@ class TestStorageOnSQLite(StorageContract):
         "transactions_no_delete",
         "entries_no_update",
         "entries_no_delete",
+        "audit_log_no_update",
+        "audit_log_no_delete",
     }
 
     @contextmanager
@@ -712,6 +714,7 @@ class TestStorageOnPostgreSQL(StorageContract):
     append_only_triggers: ClassVar[set[str]] = {
         "transactions_append_only",
         "entries_append_only",
+        "audit_log_append_only",
     }
 
     @contextmanager

@@ -7,7 +7,7 @@ DB ?= sqlite:///./adledger.db
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test check lint typecheck verify clean
+.PHONY: setup run test soak check lint typecheck verify clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ run: setup  ## migrate, seed the demo (first time), and serve on http://$(HOST):
 
 test: setup  ## every test, on SQLite and PostgreSQL
 	$(BIN)/pytest -q -n 2 --dist loadfile
+
+soak: setup  ## the long versions of the trust tests: model, bank, crash (see docs/reliability.md)
+	ADLEDGER_SOAK=1 $(BIN)/pytest -q -s tests/test_model.py tests/test_bank.py \
+		tests/test_crash_safety.py
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -6,7 +6,9 @@ A request can run longer than the lease without anything being wrong with it: it
 an account's lock (PostgreSQL has no lock timeout here; SQLite's busy timeout is 60 s) or be
 retried by `Database.run` up to 12 times. Here the first deposit waits on the account's row
 lock while the test clock moves past its lease; the same request is sent again with the same
-Idempotency-Key; then the lock is released.
+Idempotency-Key; then the lock is released. The claim's fencing token decides: the first
+request finds its claim taken over when it completes, its work rolls back, and it answers 409
+`idempotency_key_in_use`; the retry, which holds the claim, does the work once.
 """
 
 from __future__ import annotations
@@ -17,17 +19,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
+from adledger.service import idempotency
 from adledger.storage.tables import accounts, deposits, idempotency_keys
 from factories import make_account
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: idempotency.claim() takes over an in_progress claim once its 30 s lease has "
-    "passed, without knowing whether the first request died, and complete() does not check that "
-    "the claim is still its own: a request that outlives its lease (waiting for a lock) and its "
-    "retry both do the work: two deposits for one Idempotency-Key",
-)
 def test_a_request_that_outlives_its_lease_is_not_done_twice(backend, api, db, clock):
     if backend != "postgres":
         pytest.skip("needs row locks that block one writer but not the other's claim")
@@ -71,3 +67,25 @@ def test_a_request_that_outlives_its_lease_is_not_done_twice(backend, api, db, c
             select(func.count()).select_from(deposits).where(deposits.c.account_id == acct)
         ).scalar_one()
     assert made == 1, f"one Idempotency-Key, {made} deposits (answers {answers})"
+    assert sorted(answers) == [201, 409], answers
+    again = api.finance.post(f"/v1/accounts/{acct}/deposits", json=body, headers=headers)
+    assert again.status_code == 201  # the holder's stored response
+
+
+def test_a_claim_that_was_taken_over_can_not_complete(db, clock):
+    """At the service level, on both backends: a stale claim's `complete` raises `ClaimLost`
+    and stores nothing; the holder's completes; a stale `release` deletes nothing."""
+    first = db.run(idempotency.claim, "key_scope", "k1", "hash")
+    assert isinstance(first, idempotency.Claim)
+    with pytest.raises(idempotency.IdempotencyKeyInUse):
+        db.run(idempotency.claim, "key_scope", "k1", "hash")
+    clock.advance(seconds=31)
+    second = db.run(idempotency.claim, "key_scope", "k1", "hash")
+    assert isinstance(second, idempotency.Claim) and second.token != first.token
+
+    with pytest.raises(idempotency.ClaimLost):
+        db.run(idempotency.complete, "key_scope", "k1", first, 201, "{}")
+    db.run(idempotency.release, "key_scope", "k1", first)
+    db.run(idempotency.complete, "key_scope", "k1", second, 201, '{"ok": true}')
+    stored = db.run(idempotency.claim, "key_scope", "k1", "hash")
+    assert stored == idempotency.StoredResponse(201, '{"ok": true}')

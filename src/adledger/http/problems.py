@@ -107,6 +107,18 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:
+            # FastAPI's own 400: a body its JSON parser gave up on (nested too deep, a number
+            # past Python's digit limit, bytes that are not UTF-8). To a client that is a body
+            # that is not valid JSON, so it gets the same 422 as malformed JSON.
+            return problem(
+                422,
+                "validation_error",
+                "Invalid request",
+                "body: could not be parsed as JSON (nested too deep, a number too long, "
+                "or not UTF-8)",
+                errors=[{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}],
+            )
         code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         response = problem(exc.status_code, code, title, str(exc.detail))
         response.headers.update(exc.headers or {})

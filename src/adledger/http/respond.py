@@ -86,10 +86,10 @@ def respond(
     idempotency.check_key(key)
     scope = principal.key_id
     fingerprint = _request_hash(request, body)
-    stored = db.run(idempotency.claim, scope, key, fingerprint)
-    if stored is not None:
+    claimed = db.run(idempotency.claim, scope, key, fingerprint)
+    if isinstance(claimed, idempotency.StoredResponse):
         state["audit_code"] = "replayed"
-        return Response(stored.body, status_code=stored.status, media_type=_media(stored.status))
+        return Response(claimed.body, status_code=claimed.status, media_type=_media(claimed.status))
 
     def work(uow: UnitOfWork) -> str:
         text = dumps(fn(uow, *args, **kwargs))
@@ -101,21 +101,33 @@ def respond(
                 )
             )
             idempotency.complete(
-                uow, scope, key, stand_in.status_code, bytes(stand_in.body).decode()
+                uow, scope, key, claimed, stand_in.status_code, bytes(stand_in.body).decode()
             )
         else:
-            idempotency.complete(uow, scope, key, status, text)
+            idempotency.complete(uow, scope, key, claimed, status, text)
         audited(uow)
         return text
 
     try:
         text = db.run(work)
+    except idempotency.ClaimLost as lost:
+        return error_response(lost)  # the work rolled back; the key is the other request's
     except AdledgerError as exc:
         refusal = error_response(exc)
-        db.run(idempotency.complete, scope, key, refusal.status_code, bytes(refusal.body).decode())
+        try:
+            db.run(
+                idempotency.complete,
+                scope,
+                key,
+                claimed,
+                refusal.status_code,
+                bytes(refusal.body).decode(),
+            )
+        except idempotency.ClaimLost as lost:
+            return error_response(lost)
         return refusal
     except BaseException:
-        db.run(idempotency.release, scope, key)
+        db.run(idempotency.release, scope, key, claimed)
         raise
     state["audited"] = True
     return Response(text, status_code=status, media_type=JSON)

@@ -74,11 +74,21 @@ Currency = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Z]{3}$"),
     AfterValidator(_known_currency),
-    Field(description="ISO 4217 code", examples=["USD"]),
+    # The document lists the known codes, so that a client (or a fuzzer) knows `AAA` is refused.
+    Field(
+        description="ISO 4217 code", examples=["USD"], json_schema_extra={"enum": sorted(EXPONENTS)}
+    ),
 ]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# PostgreSQL can't store U+0000 in text, so every string a client sends refuses it (422, on
+# every backend alike) instead of failing (500) where it reaches the database.
+NO_NUL = r"^[^\x00]*$"
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True, pattern=NO_NUL)
+]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NO_NUL)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
+# An id a client names in a body or a query (ids are at most 40 characters).
+IdRef = Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)]
 
 # --- ids in paths -----------------------------------------------------------------------------
 
@@ -86,7 +96,11 @@ _ID_EXAMPLE = "01KBXQ3ZJ8E4M6R2T9V5W7Y1NA"  # a prefix and 26 Crockford base32 c
 
 
 def _id_in_path(what: str, prefix: str) -> Any:
-    return Path(description=f"{what} (`{prefix}_…`)", examples=[f"{prefix}_{_ID_EXAMPLE}"])
+    return Path(
+        description=f"{what} (`{prefix}_…`)",
+        examples=[f"{prefix}_{_ID_EXAMPLE}"],
+        pattern=NO_NUL,
+    )
 
 
 AccountId = Annotated[str, _id_in_path("The ad account's id", "acct")]
@@ -126,6 +140,11 @@ class Input(BaseModel):
     """Base of request bodies: unknown fields are refused, so typos never pass silently."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class NoBody(Input):
+    """The optional body of an action that takes no fields: send `{}` or nothing. A field is
+    refused (422) like in every other body, never silently ignored."""
 
 
 class Page(BaseModel, Generic[T]):

@@ -20,6 +20,7 @@ from adledger.domain.ids import new_id
 from adledger.domain.lots import SOURCES, LotStatus
 from adledger.domain.money import check_amount
 from adledger.service.accounts import load_account, lock_account
+from adledger.service.history import fitted
 from adledger.service.pagination import Page, paginate
 from adledger.service.uow import UnitOfWork
 from adledger.storage.postings import Posting, post
@@ -94,7 +95,7 @@ def grant_credit(
                 account_id=account_id,
                 currency=account.currency,
                 created_at=uow.now,
-                txn=ledger.credit_grant(lot_id, amount, reason),
+                txn=fitted(ledger.credit_grant(lot_id, amount, reason)),
                 refs={"deposit_id": deposit_id},
             )
         ],
@@ -143,7 +144,7 @@ def close_lot(
                     account_id=lot.account_id,
                     currency=account.currency,
                     created_at=uow.now,
-                    txn=ledger.lot_closing(kind, lot.id, lot.remaining, why),
+                    txn=fitted(ledger.lot_closing(kind, lot.id, lot.remaining, why)),
                     refs={"lot_id": lot.id, **(refs or {})},
                 )
             ],

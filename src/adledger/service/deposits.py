@@ -24,6 +24,7 @@ from adledger.domain.money import check_amount
 from adledger.service import promotions
 from adledger.service.accounts import load_account, lock_account
 from adledger.service.credits import close_lot
+from adledger.service.history import fitted
 from adledger.service.pagination import Page, paginate
 from adledger.service.uow import UnitOfWork
 from adledger.storage.postings import Posting, post
@@ -51,7 +52,7 @@ def _post(uow: UnitOfWork, account: Any, txn: ledger.Transaction, deposit_id: st
         account_id=account.id,
         currency=account.currency,
         created_at=uow.now,
-        txn=txn,
+        txn=fitted(txn),
         refs={"deposit_id": deposit_id},
     )
     post(uow.conn, [posting])

@@ -7,10 +7,12 @@ descending, served by the `(account_id, id)` index whatever the length of the hi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import select
 
+from adledger.domain import ledger
 from adledger.domain.errors import InvalidInput
 from adledger.domain.ledger import Kind
 from adledger.service.accounts import load_account
@@ -19,6 +21,16 @@ from adledger.service.uow import UnitOfWork
 from adledger.storage.tables import transactions
 
 KINDS = tuple(k.value for k in Kind)
+DESCRIPTION_LENGTH: int = getattr(transactions.c.description.type, "length", None) or 500
+
+
+def fitted(txn: ledger.Transaction) -> ledger.Transaction:
+    """`txn` with a description that fits its column. A description quotes the client's words
+    (a reason of up to 500 characters, a payment reference) after ours, so it can be longer than
+    the column; PostgreSQL would refuse the whole change (a 500). Cut, with an ellipsis."""
+    if len(txn.description) <= DESCRIPTION_LENGTH:
+        return txn
+    return dataclasses.replace(txn, description=txn.description[: DESCRIPTION_LENGTH - 1] + "…")
 
 
 def transaction_view(row: Any) -> dict[str, Any]:

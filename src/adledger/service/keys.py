@@ -43,11 +43,13 @@ def create_key(
     """Make a key. The plaintext is in the result and nowhere else, ever."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
-    if role == "advertiser" and not business_id:
+    # `is None`, not falsiness: an empty business_id is a business that does not exist, not
+    # none at all (it used to reach the insert and fail its foreign key: a 500).
+    if role == "advertiser" and business_id is None:
         raise InvalidInput("an advertiser key is bound to one business: give business_id")
-    if role != "advertiser" and business_id:
+    if role != "advertiser" and business_id is not None:
         raise InvalidInput("only advertiser keys are bound to a business")
-    if business_id:
+    if business_id is not None:
         get_business(uow, business_id)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = {

@@ -36,6 +36,7 @@ from adledger.domain.money import check_amount, format_money
 from adledger.domain.refunds import RefundAction, RefundStatus, next_status
 from adledger.service.accounts import load_account, lock_account
 from adledger.service.credits import close_lot
+from adledger.service.history import fitted
 from adledger.service.pagination import Page, paginate
 from adledger.service.uow import UnitOfWork
 from adledger.storage.postings import Posting, post
@@ -281,7 +282,7 @@ def _post(uow: UnitOfWork, account: Any, txn: ledger.Transaction, refund_id: str
         account_id=account.id,
         currency=account.currency,
         created_at=uow.now,
-        txn=txn,
+        txn=fitted(txn),
         refs={"refund_id": refund_id},
     )
     post(uow.conn, [posting])

@@ -228,6 +228,9 @@ idempotency_keys = Table(
     Column("response_body", Text, nullable=True),
     Column("created_at", UtcTimestamp, nullable=False),
     Column("locked_until", UtcTimestamp, nullable=True),
+    # Who holds an in-progress claim: a fencing token, new at every claim and takeover, that the
+    # holder's `complete` must still find (see service/idempotency.py).
+    Column("claim_token", String(32), nullable=True),
 )
 
 promotions = Table(

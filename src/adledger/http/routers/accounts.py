@@ -14,12 +14,15 @@ from adledger.http.deps import READERS, STAFF, get_db, require
 from adledger.http.respond import read, respond
 from adledger.http.schemas import (
     LIST_REFUSALS,
+    NO_NUL,
     AccountId,
     Currency,
     Cursor,
+    IdRef,
     Input,
     Limit,
     Name,
+    NoBody,
     Page,
     example_id,
     problems,
@@ -50,7 +53,7 @@ class AccountIn(Input):
         "never changes",
         examples=["USD"],
     )
-    business_id: str | None = Field(
+    business_id: IdRef | None = Field(
         None,
         description="The business that owns it (`biz_…`); its advertiser keys may use it. "
         "Without one the account counts as its own business",
@@ -142,6 +145,8 @@ def get_account(
 def list_accounts(
     business_id: str | None = Query(
         None,
+        max_length=40,
+        pattern=NO_NUL,
         description="Only this business's accounts (`biz_…`). An advertiser key always gets its "
         "own business's; naming another business is 403 `forbidden`",
         examples=[example_id("biz")],
@@ -175,6 +180,7 @@ def list_accounts(
 def suspend_account(
     account_id: AccountId,
     request: Request,
+    body: NoBody | None = None,
     db: Database = Depends(get_db),
     who: Principal = Depends(require(*STAFF)),
 ) -> Response:
@@ -193,6 +199,7 @@ def suspend_account(
 def reinstate_account(
     account_id: AccountId,
     request: Request,
+    body: NoBody | None = None,
     db: Database = Depends(get_db),
     who: Principal = Depends(require(*STAFF)),
 ) -> Response:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from adledger.http.deps import get_db, require
 from adledger.http.respond import respond
-from adledger.http.schemas import Input, KeyId, Name, example_id, problems
+from adledger.http.schemas import IdRef, Input, KeyId, Name, example_id, problems
 from adledger.service import keys
 from adledger.service.keys import Principal
 from adledger.service.uow import Database
@@ -30,7 +30,7 @@ class KeyIn(Input):
     name: Name = Field(
         description="What the key is for, 1–200 characters", examples=["ad server, eu-west"]
     )
-    business_id: str | None = Field(
+    business_id: IdRef | None = Field(
         None,
         description="`advertiser` keys only, and required for them: the one business (`biz_…`) "
         "the key may act for",

@@ -21,6 +21,7 @@ from adledger.http.schemas import (
     Input,
     Limit,
     Name,
+    NoBody,
     Page,
     PromotionId,
     Time,
@@ -331,6 +332,7 @@ def get_promotion(
 def end_promotion(
     promotion_id: PromotionId,
     request: Request,
+    body: NoBody | None = None,
     db: Database = Depends(get_db),
     who: Principal = Depends(require(*STAFF)),
 ) -> Response:

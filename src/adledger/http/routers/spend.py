@@ -12,9 +12,11 @@ from adledger.http.deps import get_db, require
 from adledger.http.respond import respond
 from adledger.http.schemas import (
     MINOR_UNITS,
+    NO_NUL,
     Amount,
     Currency,
     Input,
+    Ref,
     Time,
     example_id,
     problems,
@@ -25,7 +27,7 @@ from adledger.service.uow import Database, UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["spend"])
 
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NO_NUL)]
 Rejection = Literal[
     "account_not_found",
     "account_closed",
@@ -47,15 +49,15 @@ class SpendEventIn(Input):
         "repeat with the same fields is a `duplicate`, with other fields `event_id_conflict`",
         examples=["imp-2026-12-01T12:00:00Z-000042"],
     )
-    account_id: Annotated[str, StringConstraints(min_length=1, max_length=40)] = Field(
-        description="The ad account charged (`acct_…`)", examples=[example_id("acct")]
+    account_id: Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=NO_NUL)] = (
+        Field(description="The ad account charged (`acct_…`)", examples=[example_id("acct")])
     )
     amount: Amount = Field(description=f"What the delivery cost, in {MINOR_UNITS}", examples=[125])
     occurred_at: Time = Field(
         description="When the delivery happened (RFC 3339 with an offset): it chooses the lots "
         "whose window can fund it; at most 5 minutes ahead of the server's clock"
     )
-    campaign_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+    campaign_id: Ref | None = Field(
         None,
         description="The campaign, if any: lots scoped to it fund it first, and only its spend",
     )

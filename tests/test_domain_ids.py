@@ -133,3 +133,14 @@ def test_ids_sort_as_strings_in_the_order_they_were_made(clock: FakeClock) -> No
         made.append(new_id("txn"))
     assert made == sorted(made)
     assert [decode(identifier) for identifier in made] == sorted(map(decode, made))
+
+
+def test_a_batch_of_ids_across_a_carry_is_each_value_encoded_in_full(monkeypatch):
+    """A batch encodes its shared head once per 2^20 ids: across that boundary (and the
+    carries above it) every id is still exactly its own value, one after another."""
+    for rand in ((1 << 20) - 3, (1 << 40) - 2, (1 << 78) - 1):
+        monkeypatch.setattr(ids, "_last_ms", FAR_FUTURE_MS)
+        monkeypatch.setattr(ids, "_last_rand", rand)
+        base = (FAR_FUTURE_MS << 80) | rand
+        made = ids.new_ids("txn", 7)
+        assert made == [f"txn_{ids._encode(base + i + 1)}" for i in range(7)]

@@ -31,6 +31,11 @@ def _encode(value: int) -> str:
     return digits.translate(_TO_CROCKFORD)
 
 
+# Every pair of base32 digits (10 bits): a batch of ids shares all but its last few digits, so
+# it encodes the shared head once per 2^20 ids and looks the last four digits up.
+_PAIRS = [_ALPHABET[i >> 5] + _ALPHABET[i & 31] for i in range(1024)]
+
+
 def new_ids(prefix: str, count: int) -> list[str]:
     """`count` fresh ids with `prefix`, strictly increasing."""
     global _last_ms, _last_rand
@@ -40,7 +45,16 @@ def new_ids(prefix: str, count: int) -> list[str]:
             _last_ms, _last_rand = ms, int.from_bytes(os.urandom(10), "big") >> 2
         base = (_last_ms << _RANDOM_BITS) | _last_rand
         _last_rand += count
-    return [f"{prefix}_{_encode(base + i + 1)}" for i in range(count)]
+    ids: list[str] = []
+    pairs = _PAIRS
+    value, end = base + 1, base + count + 1
+    while value < end:
+        high = value >> 20
+        head = f"{prefix}_{_encode(high << 20)[:22]}"
+        stop = min(end, (high + 1) << 20)
+        ids += [head + pairs[(v >> 10) & 1023] + pairs[v & 1023] for v in range(value, stop)]
+        value = stop
+    return ids
 
 
 def is_id(text: str, prefix: str) -> bool:

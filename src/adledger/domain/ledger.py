@@ -24,7 +24,7 @@ Platform books, one per currency:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from adledger.domain.errors import UnbalancedTransaction
@@ -77,37 +77,44 @@ class Leg:
 
 @dataclass(frozen=True, slots=True)
 class Transaction:
-    """A balanced set of legs. Construction refuses anything that does not sum to zero."""
+    """A balanced set of legs. Construction refuses anything that does not sum to zero.
+
+    Zero legs are dropped. `cash_delta`, `credit_delta` (what the transaction moves in the
+    account's cash and credit books) and `lot_id` (the lot it touched, when exactly one) are
+    worked out once, here.
+    """
 
     kind: Kind
     legs: tuple[Leg, ...]
     description: str
+    cash_delta: int = field(init=False, default=0)
+    credit_delta: int = field(init=False, default=0)
+    lot_id: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.kind in MEMO_KINDS:
             raise UnbalancedTransaction(f"{self.kind} moves no value: it is a Memo")
-        legs = [leg for leg in self.legs if leg.amount != 0]
+        legs = self.legs
+        if any(leg.amount == 0 for leg in legs):
+            legs = tuple(leg for leg in legs if leg.amount != 0)
         if len(legs) < 2:
             raise UnbalancedTransaction(f"{self.kind} needs at least two non-zero legs")
-        if sum(leg.amount for leg in legs) != 0:
-            raise UnbalancedTransaction(
-                f"{self.kind} legs sum to {sum(leg.amount for leg in legs)}"
-            )
+        total = cash = credit = 0
+        lot_ids: set[str] = set()
+        for leg in legs:
+            total += leg.amount
+            if leg.book is Book.CASH:
+                cash += leg.amount
+            elif leg.book is Book.CREDIT:
+                credit += leg.amount
+            if leg.lot_id:
+                lot_ids.add(leg.lot_id)
+        if total != 0:
+            raise UnbalancedTransaction(f"{self.kind} legs sum to {total}")
         object.__setattr__(self, "legs", tuple(legs))
-
-    @property
-    def cash_delta(self) -> int:
-        return sum(leg.amount for leg in self.legs if leg.book is Book.CASH)
-
-    @property
-    def credit_delta(self) -> int:
-        return sum(leg.amount for leg in self.legs if leg.book is Book.CREDIT)
-
-    @property
-    def lot_id(self) -> str | None:
-        """The lot this transaction touched, when it touched exactly one."""
-        lots = {leg.lot_id for leg in self.legs if leg.lot_id}
-        return lots.pop() if len(lots) == 1 else None
+        object.__setattr__(self, "cash_delta", cash)
+        object.__setattr__(self, "credit_delta", credit)
+        object.__setattr__(self, "lot_id", lot_ids.pop() if len(lot_ids) == 1 else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +181,10 @@ def credit_grant(lot_id: str, amount: int, reason: str) -> Transaction:
 def spend(funding: Funding, event_id: str) -> Transaction:
     """Ad delivery: credit and cash drawn down, revenue recognised, overdelivery written off."""
     legs = [Leg(Book.CREDIT, -take, lot_id) for lot_id, take in funding.lots]
-    legs.append(Leg(Book.CASH, -funding.cash_used))
-    legs.append(Leg(Book.OVERDELIVERY, -funding.unfunded))
+    if funding.cash_used:  # (zero legs would be dropped anyway: skip making them, hot path)
+        legs.append(Leg(Book.CASH, -funding.cash_used))
+    if funding.unfunded:
+        legs.append(Leg(Book.OVERDELIVERY, -funding.unfunded))
     legs.append(Leg(Book.REVENUE, funding.total))
     return Transaction(Kind.SPEND, tuple(legs), f"Ad spend {event_id}")
 

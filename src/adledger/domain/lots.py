@@ -61,21 +61,28 @@ class Funding:
         return self.credit_used + self.cash_used + self.unfunded
 
 
+def draw_key(lot: LotBalance) -> tuple[int, int, datetime, datetime, str]:
+    """Where a lot stands in the funding order, among the lots eligible for an event: scoped to
+    a campaign first, then lower `priority`, sooner `expires_at`, older, and the id to break ties.
+    It does not depend on the event, so a batch sorts an account's lots once."""
+    return (
+        0 if lot.campaign_id is not None else 1,
+        lot.priority,
+        lot.expires_at,
+        lot.created_at or lot.effective_at,
+        lot.id,
+    )
+
+
+def in_draw_order(lots: Iterable[LotBalance]) -> list[LotBalance]:
+    return sorted(lots, key=draw_key)
+
+
 def funding_order(
     lots: Iterable[LotBalance], occurred_at: datetime, campaign_id: str | None
 ) -> list[LotBalance]:
     """The eligible lots for one event, in the order they are drawn down."""
-    eligible = [lot for lot in lots if lot.can_fund(occurred_at, campaign_id)]
-    eligible.sort(
-        key=lambda lot: (
-            0 if lot.campaign_id is not None else 1,
-            lot.priority,
-            lot.expires_at,
-            lot.created_at or lot.effective_at,
-            lot.id,
-        )
-    )
-    return eligible
+    return [lot for lot in in_draw_order(lots) if lot.can_fund(occurred_at, campaign_id)]
 
 
 def fund(
@@ -84,19 +91,28 @@ def fund(
     campaign_id: str | None,
     lots: Iterable[LotBalance],
     cash: int,
+    *,
+    ordered: bool = False,
 ) -> Funding:
     """Decide how `amount` of spend is paid. Pure: the caller applies the result.
 
     Credit is used before cash; cash is never drawn below zero; the rest is unfunded.
+    `ordered`: `lots` are already `in_draw_order` (a batch sorts each account's lots once).
     """
     need = amount
     draws: list[tuple[str, int]] = []
-    for lot in funding_order(lots, occurred_at, campaign_id):
+    for lot in lots if ordered else in_draw_order(lots):
         if need == 0:
             break
-        take = min(need, lot.remaining)
-        draws.append((lot.id, take))
-        need -= take
+        # `LotBalance.can_fund`, inlined: this loop runs for every event of every batch.
+        if (
+            lot.remaining > 0
+            and lot.effective_at <= occurred_at < lot.expires_at
+            and (lot.campaign_id is None or lot.campaign_id == campaign_id)
+        ):
+            take = need if need < lot.remaining else lot.remaining
+            draws.append((lot.id, take))
+            need -= take
     cash_used = min(need, max(cash, 0))
     need -= cash_used
     credit = amount - cash_used - need

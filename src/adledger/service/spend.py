@@ -20,11 +20,11 @@ from sqlalchemy import bindparam, select, update
 
 from adledger.domain import ledger
 from adledger.domain.ids import new_ids
-from adledger.domain.lots import Funding, LotBalance, apply_funding, fund
+from adledger.domain.lots import Funding, LotBalance, apply_funding, fund, in_draw_order
 from adledger.service import promotions
 from adledger.service.uow import UnitOfWork
 from adledger.storage.postings import Posting, post
-from adledger.storage.tables import accounts, entries, lots, to_us, transactions
+from adledger.storage.tables import EPOCH, accounts, entries, lots, to_us, transactions
 
 MAX_EVENTS = 10_000
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -152,7 +152,7 @@ def _apply(
     results: list[dict[str, Any] | None],
 ) -> None:
     touched = sorted({events[i].account_id for i in to_apply})
-    lots_by_account = _active_lots(uow, touched)
+    lots_by_account = {a: in_draw_order(ls) for a, ls in _active_lots(uow, touched).items()}
     cash = {a: account_rows[a].cash_available for a in touched}
     lot_index = {lot.id: lot for ls in lots_by_account.values() for lot in ls}
     txn_ids = new_ids("txn", len(to_apply))
@@ -161,7 +161,7 @@ def _apply(
 
     def granted(account_id: str) -> Callable[[LotBalance], None]:
         def add(lot: LotBalance) -> None:  # a reward lot funds the rest of the batch too
-            lots_by_account[account_id].append(lot)
+            lots_by_account[account_id] = in_draw_order([*lots_by_account[account_id], lot])
             lot_index[lot.id] = lot
 
         return add
@@ -174,6 +174,7 @@ def _apply(
             ev.campaign_id,
             lots_by_account[ev.account_id],
             cash[ev.account_id],
+            ordered=True,
         )
         apply_funding(funding, lot_index)
         cash[ev.account_id] -= funding.cash_used
@@ -248,30 +249,28 @@ def _earlier_results(uow: UnitOfWork, txn_ids: list[str]) -> dict[str, dict[str,
 
 
 def _active_lots(uow: UnitOfWork, account_ids: list[str]) -> dict[str, list[LotBalance]]:
+    """The active lots of `account_ids`, read with the driver's own cursor (no per-row work by
+    SQLAlchemy: a batch may read tens of thousands of lots)."""
     found: dict[str, list[LotBalance]] = {a: [] for a in account_ids}
-    lc = lots.c
+    mark = "?" if uow.sqlite else "%s"
     for start in range(0, len(account_ids), _CHUNK):
         chunk = account_ids[start : start + _CHUNK]
-        query = select(
-            lc.id,
-            lc.account_id,
-            lc.remaining,
-            lc.effective_at,
-            lc.expires_at,
-            lc.priority,
-            lc.campaign_id,
-            lc.created_at,
-        ).where(lc.account_id.in_(chunk), lc.status == "active")
-        for row in uow.conn.execute(query):
-            found[row.account_id].append(
+        sql = (
+            "SELECT id, account_id, remaining, effective_at, expires_at, priority, campaign_id, "
+            f"created_at FROM {lots.name} WHERE status = 'active' AND account_id IN "
+            f"({', '.join(mark for _ in chunk)})"
+        )
+        rows = uow.conn.exec_driver_sql(sql, tuple(chunk))
+        for lot_id, account_id, remaining, effective, expires, priority, campaign, created in rows:
+            found[account_id].append(
                 LotBalance(
-                    id=row.id,
-                    remaining=row.remaining,
-                    effective_at=row.effective_at,
-                    expires_at=row.expires_at,
-                    priority=row.priority,
-                    campaign_id=row.campaign_id,
-                    created_at=row.created_at,
+                    id=lot_id,
+                    remaining=remaining,
+                    effective_at=EPOCH + timedelta(microseconds=effective),
+                    expires_at=EPOCH + timedelta(microseconds=expires),
+                    priority=priority,
+                    campaign_id=campaign,
+                    created_at=EPOCH + timedelta(microseconds=created),
                 )
             )
     return found

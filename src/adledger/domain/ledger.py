@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from adledger.domain.errors import UnbalancedTransaction
 from adledger.domain.lots import Funding
@@ -68,8 +69,10 @@ class Kind(StrEnum):
 MEMO_KINDS = frozenset({Kind.LAPSE})
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
+class Leg(NamedTuple):
+    """One side of a transaction: an amount into (positive) or out of (negative) a book, and the
+    lot, for credit. A tuple: immutable, and cheap to make by the million on the spend path."""
+
     book: Book
     amount: int
     lot_id: str | None = None
@@ -94,24 +97,27 @@ class Transaction:
     def __post_init__(self) -> None:
         if self.kind in MEMO_KINDS:
             raise UnbalancedTransaction(f"{self.kind} moves no value: it is a Memo")
-        legs = self.legs
-        if any(leg.amount == 0 for leg in legs):
-            legs = tuple(leg for leg in legs if leg.amount != 0)
-        if len(legs) < 2:
-            raise UnbalancedTransaction(f"{self.kind} needs at least two non-zero legs")
-        total = cash = credit = 0
+        total = cash = credit = count = 0
         lot_ids: set[str] = set()
-        for leg in legs:
-            total += leg.amount
-            if leg.book is Book.CASH:
-                cash += leg.amount
-            elif leg.book is Book.CREDIT:
-                credit += leg.amount
-            if leg.lot_id:
-                lot_ids.add(leg.lot_id)
+        for book, amount, lot_id in self.legs:  # one pass: this runs for every spend event
+            if amount == 0:
+                continue
+            count += 1
+            total += amount
+            if book is Book.CASH:
+                cash += amount
+            elif book is Book.CREDIT:
+                credit += amount
+            if lot_id:
+                lot_ids.add(lot_id)
+        if count < 2:
+            raise UnbalancedTransaction(f"{self.kind} needs at least two non-zero legs")
         if total != 0:
             raise UnbalancedTransaction(f"{self.kind} legs sum to {total}")
-        object.__setattr__(self, "legs", tuple(legs))
+        legs = tuple(self.legs)
+        if count != len(legs):
+            legs = tuple(leg for leg in legs if leg.amount != 0)
+        object.__setattr__(self, "legs", legs)
         object.__setattr__(self, "cash_delta", cash)
         object.__setattr__(self, "credit_delta", credit)
         object.__setattr__(self, "lot_id", lot_ids.pop() if len(lot_ids) == 1 else None)

@@ -194,9 +194,13 @@ def _apply(
             )
         )
         results[i] = _applied(ev.event_id, funding)
-        thresholds.count(
-            account_rows[ev.account_id], ev.occurred_at, funding.cash_used, granted(ev.account_id)
-        )
+        if funding.cash_used:  # only cash counts toward a threshold
+            thresholds.count(
+                account_rows[ev.account_id],
+                ev.occurred_at,
+                funding.cash_used,
+                granted(ev.account_id),
+            )
     thresholds.finish()
     post(uow.conn, postings)
     used = [{"l_id": lot.id} for lot in lot_index.values() if lot.remaining == 0]

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from adledger.domain.ledger import Book, Memo, Transaction
+from adledger.domain.ledger import Book, Kind, Memo, Transaction
 from adledger.storage.tables import accounts, entries, lots, to_us, transactions
 
 
@@ -77,6 +77,9 @@ def _statements(conn: Connection) -> dict[str, str]:
 
 
 _CASH, _HELD, _DEBT, _CREDIT = Book.CASH, Book.HELD, Book.DEBT, Book.CREDIT
+# `Enum.value` is a descriptor call; a dict lookup is cheaper, per leg of every spend event.
+_BOOK_TEXT = {book: book.value for book in Book}
+_KIND_TEXT = {kind: kind.value for kind in Kind}
 
 
 def post(conn: Connection, postings: list[Posting]) -> None:
@@ -95,7 +98,7 @@ def post(conn: Connection, postings: list[Posting]) -> None:
             (
                 p.id,
                 p.account_id,
-                txn.kind.value,
+                _KIND_TEXT[txn.kind],
                 p.currency,
                 to_us(p.created_at),
                 txn.cash_delta,
@@ -111,18 +114,17 @@ def post(conn: Connection, postings: list[Posting]) -> None:
             )
         )
         delta = account_deltas[p.account_id]
-        for leg in txn.legs:
-            book = leg.book
-            entry_rows.append((p.id, p.account_id, leg.lot_id, book.value, leg.amount))
+        for book, amount, lot_id in txn.legs:
+            entry_rows.append((p.id, p.account_id, lot_id, _BOOK_TEXT[book], amount))
             if book is _CASH:
-                delta[0] += leg.amount
+                delta[0] += amount
             elif book is _HELD:
-                delta[1] += leg.amount
+                delta[1] += amount
             elif book is _DEBT:
-                delta[2] += leg.amount
+                delta[2] += amount
             elif book is _CREDIT:
-                assert leg.lot_id is not None
-                lot_deltas[leg.lot_id] += leg.amount
+                assert lot_id is not None
+                lot_deltas[lot_id] += amount
     conn.exec_driver_sql(sql["transactions"], txn_rows)
     if entry_rows:
         conn.exec_driver_sql(sql["entries"], entry_rows)

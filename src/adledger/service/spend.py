@@ -217,12 +217,17 @@ def _apply(
 
 
 def _recorded(uow: UnitOfWork, event_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """The events of `event_ids` recorded before: event id → (transaction id, fingerprint).
+    Read with the driver's own cursor: every spend call asks this of all its events."""
     found: dict[str, tuple[str, str]] = {}
-    t = transactions.c
+    mark = "?" if uow.sqlite else "%s"
     for start in range(0, len(event_ids), _CHUNK):
         chunk = event_ids[start : start + _CHUNK]
-        query = select(t.event_id, t.id, t.event_hash).where(t.event_id.in_(chunk))
-        for event_id, txn_id, fp in uow.conn.execute(query):
+        sql = (
+            f"SELECT event_id, id, event_hash FROM {transactions.name} "
+            f"WHERE event_id IN ({', '.join(mark for _ in chunk)})"
+        )
+        for event_id, txn_id, fp in uow.conn.exec_driver_sql(sql, tuple(chunk)):
             found[event_id] = (txn_id, fp)
     return found
 

@@ -7,7 +7,7 @@ DB ?= sqlite:///./adledger.db
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test soak check lint typecheck verify clean
+.PHONY: setup run test soak check lint typecheck verify clean bench bench-quick
 
 setup: $(STAMP)
 
@@ -28,6 +28,12 @@ test: setup  ## every test, on SQLite and PostgreSQL
 soak: setup  ## the long versions of the trust tests: model, bank, crash (see docs/reliability.md)
 	ADLEDGER_SOAK=1 $(BIN)/pytest -q -s tests/test_model.py tests/test_bank.py \
 		tests/test_crash_safety.py
+
+bench: setup  ## the benchmark suite, full sizes (needs PostgreSQL; see docs/performance.md)
+	$(BIN)/python -m bench --profile full
+
+bench-quick: setup  ## the benchmark suite at smaller sizes: a few minutes
+	$(BIN)/python -m bench --profile quick
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -82,11 +82,14 @@ def _expire_step(
         lots.c.status == _ACTIVE,
         lots.c.expires_at <= cutoff,
     )
-    due = uow.conn.execute(
-        select(lots.c.id, lots.c.account_id, lots.c.remaining, lots.c.expires_at)
-        .where(*is_due)
-        .order_by(lots.c.id)
-    ).all()
+    # Sorted here, not by the query: an ORDER BY id lets SQLite's planner walk the whole lots
+    # table in primary-key order instead of using the (account_id, status) index.
+    due = sorted(
+        uow.conn.execute(
+            select(lots.c.id, lots.c.account_id, lots.c.remaining, lots.c.expires_at).where(*is_due)
+        ).all(),
+        key=lambda lot: lot.id,
+    )
     if not due:
         return []
     with_remainder = [lot for lot in due if lot.remaining > 0]

@@ -310,7 +310,8 @@ def demo(
     out.print()
     out.print("Paste into a shell, then try the commands below:", markup=False)
     typer.echo(exports)
-    typer.echo(TRY_COMMANDS.replace("{docs}", url.rstrip("/") + "/docs"))
+    base = url.rstrip("/")
+    typer.echo(TRY_COMMANDS.replace("{docs}", base + "/docs").replace("{web}", base + "/web"))
 
 
 # Printed by `adledger demo`, after the `export` lines; the README's tour goes further.
@@ -325,7 +326,8 @@ curl -s -X POST "$API/v1/spend" -H "Authorization: Bearer $INGEST_KEY" \\
              "occurred_at": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}]}
 EOF
 
-API docs: {docs}    A longer tour: README.md"""
+API docs: {docs}    A longer tour: README.md
+Web pages: {web}    sign in with the advertiser key (billing) or the finance key (console)"""
 
 
 # --- expiry, balance, verify -------------------------------------------------------------------

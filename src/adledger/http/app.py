@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adledger import __version__
+from adledger import __version__, web
 from adledger.clock import Clock
 from adledger.config import Settings
 from adledger.http import openapi, problems
@@ -194,6 +194,7 @@ def create_app(
         audit,
     ):
         app.include_router(module.router)
+    web.install(app)  # the pages for advertisers and finance staff (not in the OpenAPI document)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuditTrail, db=database)  # outermost: it sees every answer, 413s too
     return app

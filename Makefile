@@ -38,8 +38,8 @@ bench-quick: setup  ## the benchmark suite at smaller sizes: a few minutes
 	$(BIN)/python -m bench --profile quick
 
 lint: setup
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: setup
 	$(BIN)/mypy

@@ -9,7 +9,7 @@
   computable from the session secret, which the page's origin alone holds (the cookie is
   HttpOnly and never sent cross-site). The sign-in form, before any session, carries a random
   token that must match a sign-in cookie of its own (double submit).
-* **Roles and tenancy**: `allow(principal, *roles)` is `http.deps.require`'s own check, and
+* **Roles and tenancy**: `allow(principal, *roles)` is `http.deps.admit`, the API's own check, and
   pages pass `principal.scope` to the services as the API routes do, so an advertiser gets the
   same 404 for another business's account.
 * **Audit**: `act()` runs a use case in a unit of work and appends the audit record in that same
@@ -31,7 +31,7 @@ from starlette.responses import Response
 
 from adledger.domain.errors import AdledgerError, Unauthorized
 from adledger.http.audit import record_for
-from adledger.http.deps import require
+from adledger.http.deps import admit
 from adledger.service import audit
 from adledger.service.keys import Principal, authenticate
 from adledger.service.uow import Database, UnitOfWork
@@ -104,9 +104,8 @@ def principal_of(request: Request, db: Database) -> Principal:
 
 
 def allow(principal: Principal, *roles: str) -> Principal:
-    """The API's own role check (`http.deps.require`): admin always, else one of `roles`."""
-    check: Callable[[Principal], Principal] = require(*roles)
-    return check(principal)
+    """The API's own role check (`http.deps.admit`): admin always, else one of `roles`."""
+    return admit(principal, *roles)
 
 
 async def form_of(request: Request) -> dict[str, str]:

@@ -24,7 +24,8 @@ Platform books, one per currency:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -78,49 +79,64 @@ class Leg(NamedTuple):
     lot_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """A balanced set of legs. Construction refuses anything that does not sum to zero.
+_CASH, _CREDIT = Book.CASH, Book.CREDIT
 
-    Zero legs are dropped. `cash_delta`, `credit_delta` (what the transaction moves in the
-    account's cash and credit books) and `lot_id` (the lot it touched, when exactly one) are
-    worked out once, here.
-    """
 
+class _TransactionFields(NamedTuple):
     kind: Kind
     legs: tuple[Leg, ...]
     description: str
-    cash_delta: int = field(init=False, default=0)
-    credit_delta: int = field(init=False, default=0)
-    lot_id: str | None = field(init=False, default=None)
+    cash_delta: int
+    credit_delta: int
+    lot_id: str | None
 
-    def __post_init__(self) -> None:
-        if self.kind in MEMO_KINDS:
-            raise UnbalancedTransaction(f"{self.kind} moves no value: it is a Memo")
+
+class Transaction(_TransactionFields):
+    """A balanced set of legs. Construction refuses anything that does not sum to zero.
+
+    Made as `Transaction(kind, legs, description)`. Zero legs are dropped. `cash_delta`,
+    `credit_delta` (what the transaction moves in the account's cash and credit books) and
+    `lot_id` (the lot it touched, when exactly one) are worked out once, here.
+
+    An immutable tuple, validated in `__new__`: one is made for every spend event, and a
+    frozen dataclass cost three times as much to make.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, kind: Kind, legs: tuple[Leg, ...], description: str) -> Transaction:
+        if kind in MEMO_KINDS:
+            raise UnbalancedTransaction(f"{kind} moves no value: it is a Memo")
         total = cash = credit = count = 0
-        lot_ids: set[str] = set()
-        for book, amount, lot_id in self.legs:  # one pass: this runs for every spend event
+        lot_id: str | None = None
+        several_lots = False
+        for book, amount, leg_lot in legs:  # one pass: this runs for every spend event
             if amount == 0:
                 continue
             count += 1
             total += amount
-            if book is Book.CASH:
+            if book is _CASH:
                 cash += amount
-            elif book is Book.CREDIT:
+            elif book is _CREDIT:
                 credit += amount
-            if lot_id:
-                lot_ids.add(lot_id)
+            if leg_lot:
+                if lot_id is None:
+                    lot_id = leg_lot
+                elif leg_lot != lot_id:
+                    several_lots = True
         if count < 2:
-            raise UnbalancedTransaction(f"{self.kind} needs at least two non-zero legs")
+            raise UnbalancedTransaction(f"{kind} needs at least two non-zero legs")
         if total != 0:
-            raise UnbalancedTransaction(f"{self.kind} legs sum to {total}")
-        legs = tuple(self.legs)
-        if count != len(legs):
-            legs = tuple(leg for leg in legs if leg.amount != 0)
-        object.__setattr__(self, "legs", legs)
-        object.__setattr__(self, "cash_delta", cash)
-        object.__setattr__(self, "credit_delta", credit)
-        object.__setattr__(self, "lot_id", lot_ids.pop() if len(lot_ids) == 1 else None)
+            raise UnbalancedTransaction(f"{kind} legs sum to {total}")
+        kept = tuple(legs)
+        if count != len(kept):
+            kept = tuple(leg for leg in kept if leg.amount != 0)
+        return super().__new__(
+            cls, kind, kept, description, cash, credit, None if several_lots else lot_id
+        )
+
+    def with_description(self, description: str) -> Transaction:
+        return self._replace(description=description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +149,9 @@ class Memo:
     cash_delta: int = 0
     credit_delta: int = 0
     lot_id: str | None = None
+
+    def with_description(self, description: str) -> Memo:
+        return dataclasses.replace(self, description=description)
 
     def __post_init__(self) -> None:
         if self.kind not in MEMO_KINDS or self.legs:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select
 
 from adledger.domain.errors import AccountNotFound, CreditNotWithdrawable
 from adledger.domain.explain import (
@@ -41,11 +41,7 @@ _LOT_COLUMNS = (
 )
 
 
-def _load(uow: UnitOfWork, account_id: str, business_id: str | None) -> tuple[Any, list[Any], int]:
-    """The account row, its active lots and its count of refunds holding cash, in one statement.
-
-    `AccountNotFound` if the account is missing or outside `business_id` (when given).
-    """
+def _load_statement() -> Any:
     holding = (
         select(func.count())
         .where(
@@ -54,7 +50,7 @@ def _load(uow: UnitOfWork, account_id: str, business_id: str | None) -> tuple[An
         )
         .scalar_subquery()
     )
-    query = (
+    return (
         select(
             accounts,
             holding.label("refunds_in_progress"),
@@ -65,10 +61,21 @@ def _load(uow: UnitOfWork, account_id: str, business_id: str | None) -> tuple[An
                 lots, and_(lots.c.account_id == accounts.c.id, lots.c.status == "active")
             )
         )
-        .where(accounts.c.id == account_id)
+        .where(accounts.c.id == bindparam("account_id"))
         .order_by(lots.c.expires_at, lots.c.id)
     )
-    rows = uow.conn.execute(query).all()
+
+
+# Built once: making the statement (and its cache key) cost more than running it, per read.
+_LOAD = _load_statement()
+
+
+def _load(uow: UnitOfWork, account_id: str, business_id: str | None) -> tuple[Any, list[Any], int]:
+    """The account row, its active lots and its count of refunds holding cash, in one statement.
+
+    `AccountNotFound` if the account is missing or outside `business_id` (when given).
+    """
+    rows = uow.conn.execute(_LOAD, {"account_id": account_id}).all()
     if not rows or (business_id is not None and rows[0].business_id != business_id):
         raise AccountNotFound(f"no account {account_id}")
     active = [

@@ -7,7 +7,6 @@ descending, served by the `(account_id, id)` index whatever the length of the hi
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from sqlalchemy import select
@@ -30,7 +29,7 @@ def fitted(txn: ledger.Transaction) -> ledger.Transaction:
     the column; PostgreSQL would refuse the whole change (a 500). Cut, with an ellipsis."""
     if len(txn.description) <= DESCRIPTION_LENGTH:
         return txn
-    return dataclasses.replace(txn, description=txn.description[: DESCRIPTION_LENGTH - 1] + "…")
+    return txn.with_description(txn.description[: DESCRIPTION_LENGTH - 1] + "…")
 
 
 def transaction_view(row: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from adledger.domain.errors import ApiKeyNotFound, InvalidInput, Unauthorized
 from adledger.domain.ids import new_id
@@ -88,13 +88,15 @@ def revoke_key(uow: UnitOfWork, key_id: str) -> dict[str, Any]:
     }
 
 
+# Built once: every request is authenticated, and building the statement costs more than running it.
+_BY_HASH = select(
+    api_keys.c.id, api_keys.c.role, api_keys.c.business_id, api_keys.c.revoked_at
+).where(api_keys.c.key_hash == bindparam("key_hash"))
+
+
 def authenticate(uow: UnitOfWork, key: str) -> Principal:
     """The principal of a presented key; `Unauthorized` if unknown or revoked."""
-    row = uow.conn.execute(
-        select(api_keys.c.id, api_keys.c.role, api_keys.c.business_id, api_keys.c.revoked_at).where(
-            api_keys.c.key_hash == hash_key(key)
-        )
-    ).first()
+    row = uow.conn.execute(_BY_HASH, {"key_hash": hash_key(key)}).first()
     if row is None or row.revoked_at is not None:
         raise Unauthorized("unknown or revoked API key")
     return Principal(key_id=row.id, role=row.role, business_id=row.business_id)

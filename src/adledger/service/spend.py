@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
 
@@ -31,8 +30,9 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 _CHUNK = 2_000
 
 
-@dataclass(frozen=True, slots=True)
-class SpendEvent:
+class SpendEvent(NamedTuple):
+    """One delivery the ad server reports. A tuple: a call brings up to 10,000 of them."""
+
     event_id: str
     account_id: str
     amount: int

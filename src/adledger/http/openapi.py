@@ -417,8 +417,36 @@ def finish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
             if method in _METHODS:
                 _finish_operation(method, op, routes.get(op.get("operationId", "")))
     _prune(doc)
+    doc["paths"] = _in_reading_order(doc.get("paths", {}))
     finished: dict[str, Any] = _reflowed(_integers(_rename_pages(doc)))
     return finished
+
+
+# The order a reader meets the API in. The app includes its routers in another order (the hot
+# routes first: FastAPI tries routes one by one), so the document's paths are put back in this.
+TAG_ORDER = (
+    "health",
+    "api keys",
+    "accounts",
+    "deposits",
+    "credits",
+    "spend",
+    "balance",
+    "refunds",
+    "promotions",
+    "expiry",
+    "history",
+    "reports",
+    "audit",
+)
+
+
+def _in_reading_order(paths: dict[str, Any]) -> dict[str, Any]:
+    def rank(item: tuple[str, Any]) -> int:
+        tags = [t for op in item[1].values() if isinstance(op, dict) for t in op.get("tags", ())]
+        return TAG_ORDER.index(tags[0]) if tags and tags[0] in TAG_ORDER else len(TAG_ORDER)
+
+    return dict(sorted(paths.items(), key=rank))  # stable: a tag's paths keep their order
 
 
 def _reflowed(node: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -220,16 +220,25 @@ def _recorded(uow: UnitOfWork, event_ids: list[str]) -> dict[str, tuple[str, str
     """The events of `event_ids` recorded before: event id → (transaction id, fingerprint).
     Read with the driver's own cursor: every spend call asks this of all its events."""
     found: dict[str, tuple[str, str]] = {}
-    mark = "?" if uow.sqlite else "%s"
-    for start in range(0, len(event_ids), _CHUNK):
-        chunk = event_ids[start : start + _CHUNK]
-        sql = (
-            f"SELECT event_id, id, event_hash FROM {transactions.name} "
-            f"WHERE event_id IN ({', '.join(mark for _ in chunk)})"
-        )
-        for event_id, txn_id, fp in uow.conn.exec_driver_sql(sql, tuple(chunk)):
+    for condition, params in _where_in(uow, "event_id", event_ids):
+        sql = f"SELECT event_id, id, event_hash FROM {transactions.name} WHERE {condition}"
+        for event_id, txn_id, fp in uow.conn.exec_driver_sql(sql, params):
             found[event_id] = (txn_id, fp)
     return found
+
+
+def _where_in(
+    uow: UnitOfWork, column: str, values: list[str]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """`column IN values` as (SQL condition, parameters), in pieces the driver takes well: one
+    `= ANY(array)` on PostgreSQL (one parameter, not thousands for psycopg to parse); chunks of
+    `IN (?, …)` on SQLite."""
+    if not uow.sqlite:
+        yield f"{column} = ANY(%s)", (values,)
+        return
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        yield f"{column} IN ({', '.join('?' for _ in chunk)})", tuple(chunk)
 
 
 def _earlier_results(uow: UnitOfWork, txn_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -261,15 +270,12 @@ def _active_lots(uow: UnitOfWork, account_ids: list[str]) -> dict[str, list[LotB
     """The active lots of `account_ids`, read with the driver's own cursor (no per-row work by
     SQLAlchemy: a batch may read tens of thousands of lots)."""
     found: dict[str, list[LotBalance]] = {a: [] for a in account_ids}
-    mark = "?" if uow.sqlite else "%s"
-    for start in range(0, len(account_ids), _CHUNK):
-        chunk = account_ids[start : start + _CHUNK]
+    for condition, params in _where_in(uow, "account_id", account_ids):
         sql = (
             "SELECT id, account_id, remaining, effective_at, expires_at, priority, campaign_id, "
-            f"created_at FROM {lots.name} WHERE status = 'active' AND account_id IN "
-            f"({', '.join(mark for _ in chunk)})"
+            f"created_at FROM {lots.name} WHERE status = 'active' AND {condition}"
         )
-        rows = uow.conn.exec_driver_sql(sql, tuple(chunk))
+        rows = uow.conn.exec_driver_sql(sql, params)
         for lot_id, account_id, remaining, effective, expires, priority, campaign, created in rows:
             found[account_id].append(
                 LotBalance(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import ARRAY, Connection, Engine, any_, bindparam, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from adledger.clock import Clock, SystemClock
@@ -29,6 +29,14 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03"}
+
+
+_LOCK_ACCOUNTS = (
+    select(accounts)
+    .where(accounts.c.id == any_(bindparam("ids", type_=ARRAY(accounts.c.id.type))))
+    .order_by(accounts.c.id)
+    .with_for_update()
+)
 
 
 @dataclass
@@ -47,11 +55,13 @@ class UnitOfWork:
         """
         ids = sorted(set(account_ids))
         found: dict[str, Any] = {}
+        if not self.sqlite:  # one statement, the ids as one array; rows locked in id order
+            for row in self.conn.execute(_LOCK_ACCOUNTS, {"ids": ids}):
+                found[row.id] = row
+            return found
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            query = select(accounts).where(accounts.c.id.in_(chunk)).order_by(accounts.c.id)
-            if not self.sqlite:
-                query = query.with_for_update()
+            query = select(accounts).where(accounts.c.id.in_(chunk))
             for row in self.conn.execute(query):
                 found[row.id] = row
         return found

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from adledger.domain.ledger import Book, Kind, Memo, Transaction
 from adledger.storage.tables import accounts, entries, lots, to_us, transactions
@@ -76,6 +77,29 @@ def _statements(conn: Connection) -> dict[str, str]:
     }
 
 
+def _insert(
+    conn: Connection, sql: str, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert `rows`: by `executemany` on SQLite; by COPY on PostgreSQL, its bulk load, about
+    twice as fast as executemany for a spend batch's tens of thousands of rows."""
+    if conn.dialect.name != "postgresql":
+        conn.exec_driver_sql(sql, rows)
+        return
+    import psycopg  # only ever with PostgreSQL
+
+    copy_sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with driver.cursor() as cur, cur.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as exc:
+        # As SQLAlchemy would have raised it: `Database.run` retries unique-key races and
+        # serialization failures by SQLAlchemy's exception types.
+        raise DBAPIError.instance(copy_sql, None, exc, psycopg.Error, dialect=conn.dialect) from exc
+
+
 _CASH, _HELD, _DEBT, _CREDIT = Book.CASH, Book.HELD, Book.DEBT, Book.CREDIT
 # `Enum.value` is a descriptor call; a dict lookup is cheaper, per leg of every spend event.
 _BOOK_TEXT = {book: book.value for book in Book}
@@ -125,9 +149,9 @@ def post(conn: Connection, postings: list[Posting]) -> None:
             elif book is _CREDIT:
                 assert lot_id is not None
                 lot_deltas[lot_id] += amount
-    conn.exec_driver_sql(sql["transactions"], txn_rows)
+    _insert(conn, sql["transactions"], transactions.name, _TXN_COLUMNS, txn_rows)
     if entry_rows:
-        conn.exec_driver_sql(sql["entries"], entry_rows)
+        _insert(conn, sql["entries"], entries.name, _ENTRY_COLUMNS, entry_rows)
     account_params = [
         (d[0], d[1], d[2], account_id) for account_id, d in sorted(account_deltas.items()) if any(d)
     ]

@@ -33,10 +33,9 @@ T = TypeVar("T")
 
 
 def _utc(value: datetime) -> datetime:
-    # One `utcoffset()` call, not `astimezone`'s several: every spend event passes here.
-    offset = value.utcoffset()
-    assert offset is not None  # AwareDatetime
-    return (value - offset).replace(tzinfo=UTC)
+    # `astimezone`: measured the cheapest with pydantic's own tzinfo (every spend event passes
+    # here): half the cost of `utcoffset()` and arithmetic, whose calls into it are slow.
+    return value.astimezone(UTC)
 
 
 def _rfc3339_text(value: object) -> object:

@@ -15,6 +15,7 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness check (no key needed)")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """200 `{"status": "ok"}` while the server is up. It does not touch the database."""
+    # `async`: no I/O, so no hop to the thread pool (~0.5 ms a hop on a small VM).
     return {"status": "ok"}

@@ -180,7 +180,7 @@ def create_app(
     problems.install(app)
     # FastAPI tries the routes in order, one by one (~60 of them): the two the ad server calls
     # thousands of times a second, spend and balance, come first. (The OpenAPI document keeps
-    # its reading order: `openapi.install` orders the paths by tag.)
+    # its reading order: `openapi.finish` sorts the paths by `openapi.TAG_ORDER`.)
     for module in (
         health,
         spend,
